@@ -1,0 +1,82 @@
+//! How the [`Directory`](super::Directory) handles its messages.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{fut, ActorFutureExt, Handler, ResponseActFuture, WrapFuture};
+use uuid::Uuid;
+
+use super::messages::{Authenticate, CachedUsers, Forget, Rejection};
+use super::{Directory, Entry};
+use crate::identity::{Principal, UserView};
+use crate::store::{self, sessions, users, Db};
+
+/// Read a user and their live sessions from the database.
+async fn load(db: Db, user_id: Uuid) -> Result<Option<Entry>, store::StoreError> {
+    db.run(move |conn| {
+        let id = user_id.to_string();
+        let Some(row) = users::find_by_id(conn, &id)? else {
+            return Ok(None);
+        };
+        let Some(view) = UserView::from_row(&row) else {
+            return Ok(None);
+        };
+        let live = sessions::list_active(conn, &id, store::now())?;
+        let sessions: HashMap<Uuid, _> = live
+            .into_iter()
+            .filter_map(|s| Some((s.id.parse().ok()?, s.expires_at)))
+            .collect();
+        Ok(Some(Entry {
+            user: Arc::new(view),
+            stamp: row.security_stamp,
+            sessions,
+            last_used: Instant::now(),
+        }))
+    })
+    .await
+}
+
+impl Handler<Authenticate> for Directory {
+    type Result = ResponseActFuture<Self, Result<Principal, Rejection>>;
+
+    fn handle(&mut self, msg: Authenticate, _ctx: &mut Self::Context) -> Self::Result {
+        if let Some(entry) = self.users.get_mut(&msg.user_id) {
+            entry.last_used = Instant::now();
+            return Box::pin(fut::ready(entry.admit(&msg, store::now())));
+        }
+        let forgets_at_start = self.forgets;
+        Box::pin(load(self.db.clone(), msg.user_id).into_actor(self).map(
+            move |loaded, act, _ctx| match loaded {
+                Ok(Some(entry)) => {
+                    let verdict = entry.admit(&msg, store::now());
+                    if act.forgets == forgets_at_start {
+                        act.users.insert(msg.user_id, entry);
+                    }
+                    verdict
+                }
+                Ok(None) => Err(Rejection::UnknownUser),
+                Err(e) => {
+                    tracing::error!(error = %e, "directory could not load a user");
+                    Err(Rejection::Unavailable)
+                }
+            },
+        ))
+    }
+}
+
+impl Handler<Forget> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: Forget, _ctx: &mut Self::Context) {
+        self.users.remove(&msg.user_id);
+        self.forgets += 1;
+    }
+}
+
+impl Handler<CachedUsers> for Directory {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: CachedUsers, _ctx: &mut Self::Context) -> usize {
+        self.users.len()
+    }
+}

@@ -1,0 +1,45 @@
+//! Messages the [`Directory`](super::Directory) answers.
+use actix::Message;
+use uuid::Uuid;
+
+use crate::identity::Principal;
+
+/// Is this access token's subject still allowed in? Answered from the cache, loading the user
+/// from the database on a miss.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Principal, Rejection>")]
+pub struct Authenticate {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    /// The security stamp the token was issued with.
+    pub stamp: String,
+}
+
+/// Why a token's subject was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the user does not exist")]
+    UnknownUser,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error("the token was issued before a security change")]
+    StaleStamp,
+    #[error("the session has ended")]
+    SessionEnded,
+    #[error("the directory could not load the user")]
+    Unavailable,
+}
+
+/// Something about this user changed in the database (stamp, sessions, profile, deletion):
+/// drop what is cached so the next request sees the new state. Sent after the commit and
+/// awaited before the change is acknowledged to the client.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Forget {
+    pub user_id: Uuid,
+}
+
+/// How many users are cached (for the admin overview and tests).
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct CachedUsers;

@@ -1,0 +1,149 @@
+//! Builds the process: storage, the actor system, the HTTP server. `Application::build` returns
+//! once the port is bound, so tests can start it on port 0 and read the port.
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Arbiter, Supervisor};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use crate::actors::directory::Directory;
+use crate::config::Settings;
+use crate::domain::{Email, Password};
+use crate::http;
+use crate::identity::{Hasher, Identity, RateLimits, SigningKey, Tokens};
+use crate::store::Db;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub identity: Identity,
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub started_at: Instant,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let (db, applied) = {
+            let url = settings.database.clone();
+            let pool_size = settings.db_pool_size;
+            actix_web::rt::task::spawn_blocking(move || Db::open(&url, pool_size)).await??
+        };
+        if applied.is_empty() {
+            tracing::info!(database = %settings.database.redacted(), "database is up to date");
+        } else {
+            tracing::info!(database = %settings.database.redacted(), migrations = ?applied, "applied migrations");
+        }
+
+        let key = SigningKey::load_or_create(&settings.signing_key_file)?;
+        let tokens = Arc::new(Tokens::new(
+            &key,
+            &settings.jwt_issuer,
+            &settings.jwt_audience,
+            settings.access_token_ttl,
+        ));
+        let max_hashes = settings.max_concurrent_hashes;
+        let hasher = actix_web::rt::task::spawn_blocking(move || Hasher::new(max_hashes)).await??;
+
+        let directory = {
+            let db = db.clone();
+            Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| Directory::new(db))
+        };
+        let limits = RateLimits::new(&settings);
+        let identity = Identity::new(
+            db.clone(),
+            hasher,
+            tokens,
+            directory,
+            limits.clone(),
+            settings.refresh_token_ttl,
+        );
+
+        if let (Some(email), Some(password)) = (&settings.admin_email, settings.admin_password()) {
+            let email = Email::parse(email).map_err(|m| anyhow::anyhow!("admin_email {m}"))?;
+            let password =
+                Password::parse(password).map_err(|m| anyhow::anyhow!("admin_password {m}"))?;
+            identity
+                .ensure_admin(email, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the bootstrap admin: {e}"))?;
+        }
+
+        actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.forget_idle();
+            }
+        });
+
+        let state = web::Data::new(AppState {
+            identity,
+            db,
+            settings: settings.clone(),
+            started_at: Instant::now(),
+        });
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(http::configure)
+                .wrap(from_fn(http::telemetry::request_context))
+        })
+        .workers(settings.workers)
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// `ledgerline serve`: run until SIGINT/SIGTERM.
+pub fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let listen = settings.listen;
+        let backend = settings.database.backend_name();
+        let app = Application::build(settings).await?;
+        tracing::info!(
+            address = %format!("http://{}:{}", listen.ip(), app.port()),
+            database = backend,
+            version = env!("CARGO_PKG_VERSION"),
+            "ledgerline is listening"
+        );
+        app.run_until_stopped().await?;
+        tracing::info!("ledgerline stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,37 @@
+//! The HTTP edge: parses requests into domain types, calls the identity service or an actor, and
+//! turns answers and errors into JSON and problem+json. One module per resource, each with a
+//! `configure` that registers its routes.
+pub mod admin;
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod json;
+pub mod me;
+pub mod telemetry;
+
+use actix_web::web;
+
+use crate::error::ApiError;
+
+/// All routes of the server.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
+        ApiError::BadRequest(format!("Invalid path parameter: {err}")).into()
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::BadRequest(format!("Invalid query string: {err}")).into()
+    }))
+    .configure(health::configure)
+    .service(
+        web::scope("/api/v1")
+            .configure(auth::configure)
+            .configure(me::configure)
+            .configure(admin::configure)
+            .default_service(web::to(not_found)),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

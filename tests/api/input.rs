@@ -1,0 +1,176 @@
+//! Bad input always gets a clear 4xx with a problem+json body, never a 500.
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{spawn, spawn_with, token, Backend, Reply, TestApp, PASSWORD};
+use crate::on_both_backends;
+
+on_both_backends!(bad_bodies_get_problem_answers, health_and_readiness);
+
+async fn raw(app: &TestApp, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+    let resp = app
+        .client
+        .post(app.url(path))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    Reply {
+        status: resp.status(),
+        headers: resp.headers().clone(),
+        bytes: resp.bytes().await.unwrap().to_vec(),
+    }
+}
+
+async fn bad_bodies_get_problem_answers(backend: Backend) {
+    let Some(app) = spawn_with(backend, |c| c.max_body_bytes = 64 * 1024).await else {
+        return;
+    };
+    let register = "/api/v1/auth/register";
+
+    let r = raw(
+        &app,
+        register,
+        "application/json",
+        b"{\"email\": \"a@b.c\", ".to_vec(),
+    )
+    .await;
+    assert!(r.problem(400)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+
+    let r = raw(
+        &app,
+        register,
+        "application/json",
+        br#"{"email": 42, "password": "x"}"#.to_vec(),
+    )
+    .await;
+    let body = r.problem(422);
+    assert_eq!(body["errors"][0]["field"], "email");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expected a string"));
+
+    let r = raw(
+        &app,
+        register,
+        "application/json",
+        br#"{"email": "a@example.org"}"#.to_vec(),
+    )
+    .await;
+    let body = r.problem(422);
+    assert_eq!(body["errors"][0]["field"], "password");
+    assert_eq!(body["errors"][0]["message"], "is required");
+
+    let r = raw(
+        &app,
+        register,
+        "application/json",
+        br#"{"email": "a@example.org", "password": "12345678", "admin": true}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "admin");
+
+    let r = raw(&app, register, "application/json", b"[1, 2, 3]".to_vec()).await;
+    r.problem(422);
+    let r = raw(&app, register, "application/json", Vec::new()).await;
+    r.problem(400);
+
+    let r = raw(
+        &app,
+        register,
+        "text/plain",
+        br#"{"email": "a@example.org", "password": "12345678"}"#.to_vec(),
+    )
+    .await;
+    r.problem(415);
+    let big = format!(
+        r#"{{"email": "a@example.org", "password": "{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    let r = raw(&app, register, "application/json", big.into_bytes()).await;
+    r.problem(413);
+
+    let r = app
+        .post(
+            register,
+            None,
+            json!({ "email": "not-an-email", "password": "short", "timezone": "Nowhere/Land" }),
+        )
+        .await;
+    let body = r.problem(422);
+    let fields: Vec<_> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fields, ["email", "password", "timezone"]);
+    let r = app
+        .post(
+            register,
+            None,
+            json!({ "email": "a@example.org", "password": "x".repeat(1025) }),
+        )
+        .await;
+    r.problem(422);
+
+    // Unknown routes and wrong methods are problems too.
+    let r = app
+        .send(Method::GET, "/api/v1/nothing-here", None, None)
+        .await;
+    r.problem(404);
+    let r = app
+        .send(Method::GET, "/api/v1/auth/login", None, None)
+        .await;
+    assert!(matches!(r.status.as_u16(), 404 | 405));
+    assert_eq!(r.content_type(), "application/problem+json");
+    let r = app
+        .send(Method::GET, "/api/v1/admin/users?limit=abc", None, None)
+        .await;
+    assert!(r.status.is_client_error());
+    assert_eq!(r.content_type(), "application/problem+json");
+
+    // A token that is valid but a query that is not.
+    let reg = app.register("q@example.org", PASSWORD).await;
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/auth/logout?everywhere=maybe",
+            Some(&token(&reg, "access_token")),
+            None,
+        )
+        .await;
+    r.problem(400);
+}
+
+async fn health_and_readiness(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .get(app.url("/readyz"))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "trace-me-123");
+    let body: serde_json::Value = r.json().await.unwrap();
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(body["database"], expected);
+    assert_eq!(body["migrations"], "applied");
+    let r = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Ledgerline"));
+}
