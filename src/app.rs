@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::domain::{Email, Password};
 use crate::http;
 use crate::identity::{Hasher, Identity, RateLimits, SigningKey, Tokens};
+use crate::store::writer::Writer;
 use crate::store::Db;
 
 /// What every handler can reach.
@@ -55,9 +56,20 @@ impl Application {
         let max_hashes = settings.max_concurrent_hashes;
         let hasher = actix_web::rt::task::spawn_blocking(move || Hasher::new(max_hashes)).await??;
 
+        let writer = {
+            let url = settings.database.clone();
+            let lanes = (settings.db_pool_size as usize / 4).clamp(1, 4);
+            actix_web::rt::task::spawn_blocking(move || Writer::start(&url, lanes)).await??
+        };
+        // Ledgers run on their own threads, one per core, away from the HTTP workers.
+        let ledger_threads: Vec<_> = (0..settings.workers.max(1))
+            .map(|_| Arbiter::new().handle())
+            .collect();
         let directory = {
             let db = db.clone();
-            Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| Directory::new(db))
+            Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                Directory::new(db, writer, ledger_threads)
+            })
         };
         let limits = RateLimits::new(&settings);
         let identity = Identity::new(

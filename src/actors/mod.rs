@@ -4,4 +4,6 @@
 //! | actor | one per | owns |
 //! |---|---|---|
 //! | [`directory::Directory`] | process | who each user is, their security stamp and live sessions (cached for token checks) |
+//! | [`ledger::Ledger`] | active user | the only writer of the user's data; balances, aggregates and rates in memory |
 pub mod directory;
+pub mod ledger;

@@ -1,6 +1,11 @@
 //! Pure domain types and rules: parsed once at the edge, trusted everywhere after. No I/O here.
+pub mod categories;
 mod currency;
+pub mod events;
+pub mod ledger;
+pub mod money;
 mod user;
 
 pub use currency::Currency;
+pub use money::{DecimalString, Money, MoneyError};
 pub use user::{DisplayName, Email, Locale, Password, Role, TimeZone};

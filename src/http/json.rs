@@ -31,39 +31,48 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.max_body_bytes)
-            .unwrap_or(DEFAULT_LIMIT);
-        let json = is_json(req);
-        let declared: Option<usize> = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if !json {
-                return Err(ApiError::UnsupportedMediaType(
-                    "Send the request body as JSON with `Content-Type: application/json`.".into(),
-                ));
-            }
-            if declared.is_some_and(|n| n > limit) {
+        let bytes = body_bytes(req, payload);
+        Box::pin(async move { parse(&bytes.await?).map(Json) })
+    }
+}
+
+/// Read a JSON request body: content type checked (415), size limited (413).
+pub fn body_bytes(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<web::Bytes, ApiError>> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.max_body_bytes)
+        .unwrap_or(DEFAULT_LIMIT);
+    let json = is_json(req);
+    let declared: Option<usize> = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if !json {
+            return Err(ApiError::UnsupportedMediaType(
+                "Send the request body as JSON with `Content-Type: application/json`.".into(),
+            ));
+        }
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::BadRequest(format!("The request body could not be read: {e}"))
+            })?;
+            if body.len() + chunk.len() > limit {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::BadRequest(format!("The request body could not be read: {e}"))
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse(&body).map(Json)
-        })
-    }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    })
 }
 
 /// Deserialize a JSON document, mapping serde's errors to the API's.

@@ -1,13 +1,19 @@
 //! The HTTP edge: parses requests into domain types, calls the identity service or an actor, and
 //! turns answers and errors into JSON and problem+json. One module per resource, each with a
 //! `configure` that registers its routes.
+pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod categories;
 pub mod extract;
 pub mod health;
 pub mod json;
+pub mod ledger;
 pub mod me;
+pub mod rates;
+pub mod reports;
 pub mod telemetry;
+pub mod transactions;
 
 use actix_web::web;
 
@@ -27,6 +33,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(auth::configure)
             .configure(me::configure)
             .configure(admin::configure)
+            .configure(accounts::configure)
+            .configure(categories::configure)
+            .configure(transactions::configure)
+            .configure(rates::configure)
+            .configure(reports::configure)
             .default_service(web::to(not_found)),
     )
     .default_service(web::to(not_found));

@@ -12,7 +12,7 @@ use super::limits::RateLimits;
 use super::model::{Principal, SessionView, TokenPair, UserView};
 use super::passwords::Hasher;
 use super::tokens::{hash_refresh_token, new_refresh_token, Tokens};
-use crate::actors::directory::{Directory, Forget};
+use crate::actors::directory::{Directory, Forget, Retire};
 use crate::domain::{Currency, DisplayName, Email, Locale, Password, Role, TimeZone};
 use crate::error::ApiError;
 use crate::store::sessions::{self, SessionRow};
@@ -71,8 +71,13 @@ pub struct AccessToken {
 enum RefreshOutcome {
     Unknown,
     Ended,
-    Reused { user_id: String },
-    Rotated { user: Box<UserRow>, session_id: String },
+    Reused {
+        user_id: String,
+    },
+    Rotated {
+        user: Box<UserRow>,
+        session_id: String,
+    },
 }
 
 fn new_stamp() -> String {
@@ -455,6 +460,15 @@ impl Identity {
         let uid = user_id.clone();
         self.db.run(move |conn| users::delete(conn, &uid)).await?;
         self.forget(&user_id).await;
+        if let Err(e) = self
+            .directory
+            .send(Retire {
+                user_id: who.user_id(),
+            })
+            .await
+        {
+            tracing::error!(error = %e, "directory unreachable while retiring a user");
+        }
         tracing::info!(user_id = %user_id, "account deleted");
         Ok(())
     }
@@ -579,32 +593,36 @@ impl Identity {
     }
 }
 
+/// Insert a user with the default category set, atomically.
 pub fn insert_user(
     conn: &mut DbConn,
     account: &NewAccount,
     password_hash: &str,
     now: NaiveDateTime,
 ) -> Result<UserRow, StoreError> {
-    let id = Uuid::now_v7().to_string();
-    let stamp = new_stamp();
-    users::insert(
-        conn,
-        &NewUser {
-            id: &id,
-            email: account.email.as_str(),
-            name: &account.name.clone().into_inner(),
-            role: account.role.as_str(),
-            base_currency: account.base_currency.code(),
-            timezone: account.timezone.name(),
-            locale: &account.locale.clone().into_inner(),
-            password_hash,
-            security_stamp: &stamp,
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-        },
-    )?;
-    users::find_by_id(conn, &id)?.ok_or(StoreError::Task("inserted user vanished".into()))
+    conn.transaction(|conn| {
+        let id = Uuid::now_v7().to_string();
+        let stamp = new_stamp();
+        users::insert(
+            conn,
+            &NewUser {
+                id: &id,
+                email: account.email.as_str(),
+                name: &account.name.clone().into_inner(),
+                role: account.role.as_str(),
+                base_currency: account.base_currency.code(),
+                timezone: account.timezone.name(),
+                locale: &account.locale.clone().into_inner(),
+                password_hash,
+                security_stamp: &stamp,
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        crate::store::ledger::insert_default_categories(conn, &id, now)?;
+        users::find_by_id(conn, &id)?.ok_or(StoreError::Task("inserted user vanished".into()))
+    })
 }
 
 pub fn email_taken(e: StoreError) -> ApiError {

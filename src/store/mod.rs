@@ -3,9 +3,11 @@
 //!
 //! Every query runs on the blocking thread pool through [`Db::run`], never on an event loop.
 //! Backend-specific SQL lives only in this module (connection setup) and in `migrations/`.
+pub mod ledger;
 pub mod schema;
 pub mod sessions;
 pub mod users;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -89,7 +91,8 @@ impl From<StoreError> for crate::error::ApiError {
     }
 }
 
-fn connect(url: &DatabaseUrl) -> Result<DbConn, StoreError> {
+/// Open one connection to the configured backend, with SQLite's pragmas applied.
+pub fn connect_url(url: &DatabaseUrl) -> Result<DbConn, StoreError> {
     let fail = |reason: String| StoreError::Connect {
         url: url.redacted(),
         reason,
@@ -124,7 +127,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConn, StoreError> {
-        connect(&self.url)
+        connect_url(&self.url)
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), StoreError> {
@@ -168,7 +171,7 @@ impl Db {
     /// Connect (failing fast with a message naming the database), apply pending migrations, and
     /// build the pool. Blocking: call before the server starts or from a blocking thread.
     pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<(Db, Applied), StoreError> {
-        let mut first = connect(url)?;
+        let mut first = connect_url(url)?;
         let applied = migrate(&mut first)?;
         drop(first);
         let backend = match url {

@@ -45,3 +45,107 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens);
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        kind -> Text,
+        currency -> Text,
+        opening_balance -> BigInt,
+        opening_date -> Date,
+        number_hint -> Nullable<Text>,
+        archived -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    categories (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        parent_id -> Nullable<Text>,
+        kind -> Text,
+        color -> Nullable<Text>,
+        icon -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    transactions (id) {
+        id -> Text,
+        user_id -> Text,
+        account_id -> Text,
+        amount -> BigInt,
+        currency -> Text,
+        date -> Date,
+        occurred_at -> Nullable<Timestamp>,
+        description -> Text,
+        merchant -> Text,
+        category_id -> Nullable<Text>,
+        category_source -> Text,
+        confidence -> Nullable<Double>,
+        tags -> Text,
+        notes -> Text,
+        transfer_id -> Nullable<Text>,
+        foreign_amount -> Nullable<BigInt>,
+        foreign_currency -> Nullable<Text>,
+        source -> Text,
+        external_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (user_id, seq) {
+        user_id -> Text,
+        seq -> BigInt,
+        message_id -> Text,
+        kind -> Text,
+        envelope -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Text,
+        key -> Text,
+        fingerprint -> Text,
+        status -> Integer,
+        response -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    exchange_rates (user_id, base, quote, date) {
+        user_id -> Text,
+        base -> Text,
+        quote -> Text,
+        date -> Date,
+        rate -> Text,
+    }
+}
+
+diesel::joinable!(accounts -> users (user_id));
+diesel::joinable!(transactions -> accounts (account_id));
+diesel::joinable!(transactions -> categories (category_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    categories,
+    transactions,
+    events,
+    idempotency_keys,
+    exchange_rates,
+    users
+);

@@ -3,11 +3,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{fut, ActorFutureExt, Handler, ResponseActFuture, WrapFuture};
+use actix::{fut, ActorFutureExt, Addr, Handler, MessageResult, ResponseActFuture, WrapFuture};
 use uuid::Uuid;
 
-use super::messages::{Authenticate, CachedUsers, Forget, Rejection};
+use super::messages::{
+    Authenticate, CachedUsers, Forget, LedgerFor, LiveLedgers, Rejection, Retire,
+};
 use super::{Directory, Entry};
+use crate::actors::ledger::{Ledger, Shutdown};
 use crate::identity::{Principal, UserView};
 use crate::store::{self, sessions, users, Db};
 
@@ -78,5 +81,37 @@ impl Handler<CachedUsers> for Directory {
 
     fn handle(&mut self, _msg: CachedUsers, _ctx: &mut Self::Context) -> usize {
         self.users.len()
+    }
+}
+
+impl Handler<LedgerFor> for Directory {
+    type Result = MessageResult<LedgerFor>;
+
+    fn handle(&mut self, msg: LedgerFor, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.ledger(msg.user_id))
+    }
+}
+
+impl Handler<Retire> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: Retire, _ctx: &mut Self::Context) {
+        self.users.remove(&msg.user_id);
+        self.forgets += 1;
+        if let Some(addr) = self.ledgers.remove(&msg.user_id) {
+            stop(&addr);
+        }
+    }
+}
+
+fn stop(addr: &Addr<Ledger>) {
+    addr.do_send(Shutdown);
+}
+
+impl Handler<LiveLedgers> for Directory {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: LiveLedgers, _ctx: &mut Self::Context) -> usize {
+        self.ledgers.values().filter(|a| a.connected()).count()
     }
 }

@@ -2,6 +2,7 @@
 use actix::Message;
 use uuid::Uuid;
 
+use crate::actors::ledger::Ledger;
 use crate::identity::Principal;
 
 /// Is this access token's subject still allowed in? Answered from the cache, loading the user
@@ -43,3 +44,23 @@ pub struct Forget {
 #[derive(Debug, Message)]
 #[rtype(result = "usize")]
 pub struct CachedUsers;
+
+/// The address of this user's `Ledger`, started (and its state loaded) on first use and
+/// started again if it stopped (idle, failure, injected fault).
+#[derive(Debug, Message)]
+#[rtype(result = "actix::Addr<Ledger>")]
+pub struct LedgerFor {
+    pub user_id: Uuid,
+}
+
+/// The user was deleted: stop their Ledger and forget them.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Retire {
+    pub user_id: Uuid,
+}
+
+/// How many Ledgers are running (for the admin overview and tests).
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct LiveLedgers;

@@ -10,13 +10,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Context, Supervised};
+use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Supervised};
 use chrono::NaiveDateTime;
 use uuid::Uuid;
 
-pub use messages::{Authenticate, CachedUsers, Forget, Rejection};
+pub use messages::{Authenticate, CachedUsers, Forget, LedgerFor, LiveLedgers, Rejection, Retire};
 
+use crate::actors::ledger::Ledger;
 use crate::identity::{Principal, UserView};
+use crate::store::writer::Writer;
 use crate::store::Db;
 
 /// Entries unused for this long are dropped; they are reloaded on the next request.
@@ -52,6 +54,13 @@ impl Entry {
 
 pub struct Directory {
     db: Db,
+    writer: Writer,
+    /// Threads the Ledgers run on, used in turn.
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: usize,
+    ledgers: HashMap<Uuid, Addr<Ledger>>,
+    /// Ledgers started again after they stopped (idle or failure).
+    pub(crate) respawns: u64,
     users: HashMap<Uuid, Entry>,
     /// Bumped by every [`Forget`]: a load that started before a forget must not be cached, as it
     /// may have read the database before the change committed.
@@ -59,15 +68,42 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, writer: Writer, arbiters: Vec<ArbiterHandle>) -> Self {
         Directory {
             db,
+            writer,
+            arbiters,
+            next_arbiter: 0,
+            ledgers: HashMap::new(),
+            respawns: 0,
             users: HashMap::new(),
             forgets: 0,
         }
     }
 
+    /// The user's live Ledger, starting one when there is none or the last one stopped.
+    fn ledger(&mut self, user_id: Uuid) -> Addr<Ledger> {
+        if let Some(addr) = self.ledgers.get(&user_id) {
+            if addr.connected() {
+                return addr.clone();
+            }
+            self.respawns += 1;
+        }
+        let (db, writer) = (self.db.clone(), self.writer.clone());
+        let make = move |_: &mut Context<Ledger>| Ledger::new(user_id, db, writer);
+        let addr = if self.arbiters.is_empty() {
+            Ledger::create(make)
+        } else {
+            let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
+            self.next_arbiter = self.next_arbiter.wrapping_add(1);
+            Ledger::start_in_arbiter(arbiter, make)
+        };
+        self.ledgers.insert(user_id, addr.clone());
+        addr
+    }
+
     fn sweep(&mut self) {
+        self.ledgers.retain(|_, addr| addr.connected());
         let before = self.users.len();
         self.users
             .retain(|_, entry| entry.last_used.elapsed() < IDLE_EVICTION);

@@ -1,0 +1,587 @@
+//! How the [`Ledger`](super::Ledger) handles its messages. Every write goes: (optional database
+//! read) → plan against memory → commit through the writer → apply effects → answer. Writes are
+//! `AtomicResponse`s: the next message waits until this one is durable and applied.
+use std::collections::HashMap;
+use std::time::Instant;
+
+use actix::{
+    fut, ActorContext, ActorFutureExt, AtomicResponse, Handler, MessageResult, ResponseActFuture,
+    WrapFuture,
+};
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::messages::*;
+use super::plan::Plan;
+use super::reports::{self, AccountInfo, Cashflow, CategoryInfo, Summary};
+use super::views::{AccountView, CategoryView};
+use super::{Effect, Ledger};
+use crate::domain::events::Envelope;
+use crate::error::ApiError;
+use crate::store::ledger::{self as q, EventRow, IdempotencyRow, TransactionRow};
+use crate::store::writer::WriteOp;
+use crate::store::{self, StoreError};
+
+type WriteResult = Result<Reply, ApiError>;
+
+fn done(result: WriteResult) -> AtomicResponse<Ledger, WriteResult> {
+    AtomicResponse::new(Box::pin(fut::ready(result)))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    e.into()
+}
+
+impl Ledger {
+    fn touch(&mut self) {
+        self.last_active = Instant::now();
+    }
+
+    /// An answer already given for this Idempotency-Key by this Ledger, if any.
+    fn replay(&self, idempotency: &Option<IdempotencyKey>) -> Option<WriteResult> {
+        let key = idempotency.as_ref()?;
+        let (fingerprint, reply) = self.recent_keys.get(&key.key)?;
+        Some(if *fingerprint == key.fingerprint {
+            Ok(reply.clone())
+        } else {
+            Err(idempotency_mismatch())
+        })
+    }
+
+    /// Commit a plan: its rows, its events (with the next seqs) and the idempotency record in
+    /// one atomic unit; then apply its effects and publish its events.
+    fn commit(
+        &mut self,
+        plan: Plan,
+        idempotency: Option<IdempotencyKey>,
+    ) -> ResponseActFuture<Self, WriteResult> {
+        let Plan {
+            mut ops,
+            events,
+            effects,
+            reply,
+        } = plan;
+        let at = Utc::now();
+        let stored_at = store::now();
+        let envelopes: Vec<Envelope> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, (kind, payload))| {
+                Envelope::new(
+                    self.state.last_seq + 1 + i as i64,
+                    "ledger",
+                    kind,
+                    payload,
+                    at,
+                )
+            })
+            .collect();
+        if !envelopes.is_empty() {
+            let mut rows = Vec::with_capacity(envelopes.len());
+            for e in &envelopes {
+                rows.push(EventRow {
+                    user_id: self.uid.clone(),
+                    seq: e.seq,
+                    message_id: e.message_id.to_string(),
+                    kind: e.kind.to_string(),
+                    envelope: match serde_json::to_string(e) {
+                        Ok(s) => s,
+                        Err(err) => return Box::pin(fut::ready(Err(ApiError::internal(err)))),
+                    },
+                    created_at: stored_at,
+                });
+            }
+            ops.push(WriteOp::InsertEvents(rows));
+        }
+        if let Some(key) = &idempotency {
+            ops.push(WriteOp::InsertIdempotency(IdempotencyRow {
+                user_id: self.uid.clone(),
+                key: key.key.clone(),
+                fingerprint: key.fingerprint.clone(),
+                status: i32::from(reply.status),
+                response: reply.body.clone(),
+                created_at: stored_at,
+            }));
+        }
+        if std::mem::take(&mut self.fail_next_commit) {
+            ops.push(WriteOp::InjectFailure);
+        }
+        let writer = self.writer.clone();
+        let uid = self.uid.clone();
+        let published = envelopes.len() as i64;
+        Box::pin(
+            async move { writer.commit(&uid, ops).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(()) => {
+                        act.state.last_seq += published;
+                        let mut reload = false;
+                        for effect in effects {
+                            reload |= matches!(effect, Effect::Reload);
+                            act.state.apply(effect);
+                        }
+                        if reload {
+                            act.rebuild(ctx);
+                        }
+                        if let Some(key) = idempotency {
+                            act.remember(key.key, key.fingerprint, reply.clone());
+                        }
+                        act.publish(envelopes);
+                        Ok(reply)
+                    }
+                    Err(StoreError::UniqueViolation) => Err(ApiError::Conflict(
+                        "A transaction with this external_id already exists in this account.".into(),
+                    )),
+                    Err(e) => {
+                        tracing::error!(user_id = %act.user_id, error = %e, "commit failed; the ledger stops and will rebuild");
+                        ctx.stop();
+                        Err(ApiError::Unavailable(
+                            "The change could not be saved, and nothing was changed. Try again.".into(),
+                        ))
+                    }
+                }),
+        )
+    }
+
+    fn publish(&self, envelopes: Vec<Envelope>) {
+        for e in &envelopes {
+            tracing::trace!(user_id = %self.user_id, seq = e.seq, kind = e.kind, "event committed");
+        }
+    }
+
+    /// Plan with state, commit, answer: for writes that need no database read first.
+    fn write(
+        &mut self,
+        idempotency: Option<IdempotencyKey>,
+        plan: impl FnOnce(&Self) -> Result<Plan, ApiError>,
+    ) -> AtomicResponse<Self, WriteResult> {
+        self.touch();
+        if let Some(answer) = self.replay(&idempotency) {
+            return done(answer);
+        }
+        match plan(self) {
+            Ok(plan) => AtomicResponse::new(self.commit(plan, idempotency)),
+            Err(e) => done(Err(e)),
+        }
+    }
+
+    /// Read from the database (after every earlier write of this user is committed, since
+    /// writes are atomic), then plan and commit.
+    fn read_then_write<T: Send + 'static>(
+        &mut self,
+        read: impl FnOnce(&mut store::DbConn, &str) -> Result<T, StoreError> + Send + 'static,
+        plan: impl FnOnce(&Self, T) -> Result<Plan, ApiError> + 'static,
+    ) -> AtomicResponse<Self, WriteResult> {
+        self.touch();
+        let db = self.db.clone();
+        let uid = self.uid.clone();
+        AtomicResponse::new(Box::pin(
+            async move { db.run(move |conn| read(conn, &uid)).await }
+                .into_actor(self)
+                .then(move |loaded, act, _ctx| {
+                    match loaded.map_err(store_error).and_then(|data| plan(act, data)) {
+                        Ok(plan) => act.commit(plan, None),
+                        Err(e) => Box::pin(fut::ready(Err(e))),
+                    }
+                }),
+        ))
+    }
+}
+
+fn idempotency_mismatch() -> ApiError {
+    ApiError::validation(
+        "Idempotency-Key",
+        "was already used with a different request body; use a new key for a new request",
+    )
+}
+
+impl Handler<CreateAccount> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateAccount, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state.plan_create_account(&uid, msg.input)
+        })
+    }
+}
+
+impl Handler<UpdateAccount> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateAccount, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| {
+            l.state.plan_update_account(msg.id, msg.patch)
+        })
+    }
+}
+
+impl Handler<DeleteAccount> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteAccount, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.state.accounts.contains_key(&msg.id) {
+            return done(Err(ApiError::NotFound));
+        }
+        let account_id = msg.id.to_string();
+        self.read_then_write(
+            move |conn, uid| {
+                let count = q::count_in_account(conn, &account_id)?;
+                let mut counterparts = Vec::new();
+                if count > 0 && msg.cascade {
+                    for row in q::transfer_legs_touching(conn, uid, &account_id)? {
+                        if row.account_id != account_id {
+                            counterparts.push(row);
+                        }
+                    }
+                }
+                Ok((count, counterparts))
+            },
+            move |l, (count, counterparts)| {
+                l.state
+                    .plan_delete_account(msg.id, msg.cascade, count, counterparts)
+            },
+        )
+    }
+}
+
+impl Handler<CreateCategory> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateCategory, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state.plan_create_category(&uid, msg.input)
+        })
+    }
+}
+
+impl Handler<UpdateCategory> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateCategory, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| {
+            l.state.plan_update_category(msg.id, msg.patch)
+        })
+    }
+}
+
+impl Handler<DeleteCategory> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteCategory, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_delete_category(msg.id))
+    }
+}
+
+impl Handler<CreateTransaction> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateTransaction, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state
+                .plan_create_transactions(&uid, vec![msg.input])
+                .map(|(_, plan)| plan)
+        })
+    }
+}
+
+fn load_transaction(
+    conn: &mut store::DbConn,
+    uid: &str,
+    id: Uuid,
+) -> Result<Option<TransactionRow>, StoreError> {
+    q::find_transaction(conn, uid, &id.to_string())
+}
+
+impl Handler<UpdateTransaction> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateTransaction, _ctx: &mut Self::Context) -> Self::Result {
+        let id = msg.id;
+        self.read_then_write(
+            move |conn, uid| load_transaction(conn, uid, id),
+            move |l, row| {
+                l.state
+                    .plan_update_transaction(row.ok_or(ApiError::NotFound)?, msg.patch)
+            },
+        )
+    }
+}
+
+impl Handler<DeleteTransaction> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteTransaction, _ctx: &mut Self::Context) -> Self::Result {
+        let id = msg.id;
+        self.read_then_write(
+            move |conn, uid| {
+                let Some(row) = load_transaction(conn, uid, id)? else {
+                    return Ok(Vec::new());
+                };
+                match &row.transfer_id {
+                    Some(t) => q::transfer_legs(conn, uid, t),
+                    None => Ok(vec![row]),
+                }
+            },
+            move |l, rows| {
+                if rows.is_empty() {
+                    return Err(ApiError::NotFound);
+                }
+                l.state.plan_delete_transactions(rows)
+            },
+        )
+    }
+}
+
+impl Handler<CreateTransfer> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateTransfer, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state.plan_create_transfer(&uid, msg.input)
+        })
+    }
+}
+
+fn two_legs(mut legs: Vec<TransactionRow>) -> Result<(TransactionRow, TransactionRow), ApiError> {
+    if legs.len() != 2 {
+        return Err(ApiError::NotFound);
+    }
+    legs.sort_by_key(|l| l.amount);
+    let incoming = legs.pop().ok_or(ApiError::NotFound)?;
+    let outgoing = legs.pop().ok_or(ApiError::NotFound)?;
+    Ok((outgoing, incoming))
+}
+
+impl Handler<UpdateTransfer> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateTransfer, _ctx: &mut Self::Context) -> Self::Result {
+        let id = msg.id.to_string();
+        self.read_then_write(
+            move |conn, uid| q::transfer_legs(conn, uid, &id),
+            move |l, legs| l.state.plan_update_transfer(two_legs(legs)?, msg.patch),
+        )
+    }
+}
+
+impl Handler<DeleteTransfer> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteTransfer, _ctx: &mut Self::Context) -> Self::Result {
+        let id = msg.id.to_string();
+        self.read_then_write(
+            move |conn, uid| q::transfer_legs(conn, uid, &id),
+            move |l, legs| {
+                let (a, b) = two_legs(legs)?;
+                l.state.plan_delete_transactions(vec![a, b])
+            },
+        )
+    }
+}
+
+impl Handler<PutRates> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: PutRates, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(None, move |l| l.state.plan_put_rates(&uid, msg.rates))
+    }
+}
+
+// ---- reads --------------------------------------------------------------------------------
+
+impl Handler<ListAccounts> for Ledger {
+    type Result = MessageResult<ListAccounts>;
+    fn handle(&mut self, _msg: ListAccounts, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let mut items: Vec<AccountView> = self
+            .state
+            .accounts
+            .values()
+            .map(|a| AccountView::new(&a.row, a.balance()))
+            .collect();
+        items.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        MessageResult(items)
+    }
+}
+
+impl Handler<GetAccount> for Ledger {
+    type Result = MessageResult<GetAccount>;
+    fn handle(&mut self, msg: GetAccount, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        MessageResult(
+            self.state
+                .accounts
+                .get(&msg.id)
+                .map(|a| AccountView::new(&a.row, a.balance())),
+        )
+    }
+}
+
+impl Handler<ListCategories> for Ledger {
+    type Result = MessageResult<ListCategories>;
+    fn handle(&mut self, _msg: ListCategories, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let mut items: Vec<(chrono::NaiveDateTime, CategoryView)> = self
+            .state
+            .categories
+            .values()
+            .map(|c| (c.row.created_at, CategoryView::new(&c.row)))
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
+        MessageResult(items.into_iter().map(|(_, v)| v).collect())
+    }
+}
+
+impl Handler<CategoryFamily> for Ledger {
+    type Result = MessageResult<CategoryFamily>;
+    fn handle(&mut self, msg: CategoryFamily, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        if !self.state.categories.contains_key(&msg.id) {
+            return MessageResult(None);
+        }
+        let mut ids = vec![msg.id.to_string()];
+        ids.extend(
+            self.state
+                .categories
+                .iter()
+                .filter(|(_, c)| c.parent == Some(msg.id))
+                .map(|(id, _)| id.to_string()),
+        );
+        MessageResult(Some(ids))
+    }
+}
+
+impl Handler<AccountCurrencies> for Ledger {
+    type Result = MessageResult<AccountCurrencies>;
+    fn handle(&mut self, _msg: AccountCurrencies, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        MessageResult(
+            self.state
+                .accounts
+                .values()
+                .map(|a| (a.row.id.clone(), a.currency))
+                .collect(),
+        )
+    }
+}
+
+impl Handler<ListRates> for Ledger {
+    type Result = MessageResult<ListRates>;
+    fn handle(&mut self, _msg: ListRates, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let mut rates: Vec<RateInput> = self
+            .state
+            .rates
+            .all()
+            .map(|(base, quote, date, rate)| RateInput {
+                base,
+                quote,
+                date,
+                rate,
+            })
+            .collect();
+        rates.sort_by(|a, b| {
+            (a.base.code(), a.quote.code(), a.date).cmp(&(b.base.code(), b.quote.code(), b.date))
+        });
+        MessageResult(rates)
+    }
+}
+
+impl Ledger {
+    fn report_inputs(
+        &self,
+    ) -> (
+        HashMap<Uuid, AccountInfo<'_>>,
+        HashMap<Uuid, CategoryInfo<'_>>,
+    ) {
+        let accounts = self
+            .state
+            .accounts
+            .iter()
+            .map(|(id, a)| {
+                (
+                    *id,
+                    AccountInfo {
+                        name: &a.row.name,
+                        currency: a.currency,
+                    },
+                )
+            })
+            .collect();
+        let categories = self
+            .state
+            .categories
+            .iter()
+            .map(|(id, c)| {
+                (
+                    *id,
+                    CategoryInfo {
+                        name: &c.row.name,
+                        parent: c.parent,
+                    },
+                )
+            })
+            .collect();
+        (accounts, categories)
+    }
+}
+
+impl Handler<GetSummary> for Ledger {
+    type Result = MessageResult<GetSummary>;
+    fn handle(&mut self, msg: GetSummary, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let (accounts, categories) = self.report_inputs();
+        let summary: Summary = reports::summary(
+            &self.state.daily,
+            &accounts,
+            &categories,
+            &self.state.rates,
+            msg.from,
+            msg.to,
+            msg.base,
+        );
+        MessageResult(summary)
+    }
+}
+
+impl Handler<GetCashflow> for Ledger {
+    type Result = MessageResult<GetCashflow>;
+    fn handle(&mut self, msg: GetCashflow, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let (accounts, _) = self.report_inputs();
+        let cashflow: Cashflow = reports::cashflow(
+            &self.state.daily,
+            &accounts,
+            &self.state.rates,
+            msg.from,
+            msg.to,
+            msg.interval,
+            msg.base,
+        );
+        MessageResult(cashflow)
+    }
+}
+
+impl Handler<InjectFault> for Ledger {
+    type Result = ();
+    fn handle(&mut self, msg: InjectFault, ctx: &mut Self::Context) {
+        tracing::warn!(user_id = %self.user_id, fault = ?msg.0, "fault injected into the ledger");
+        match msg.0 {
+            Fault::Crash => ctx.stop(),
+            Fault::FailNextCommit => self.fail_next_commit = true,
+        }
+    }
+}
+
+impl Handler<MemoryBalances> for Ledger {
+    type Result = MessageResult<MemoryBalances>;
+    fn handle(&mut self, _msg: MemoryBalances, _ctx: &mut Self::Context) -> Self::Result {
+        let mut balances: Vec<(String, i64)> = self
+            .state
+            .accounts
+            .values()
+            .map(|a| (a.row.id.clone(), a.balance()))
+            .collect();
+        balances.sort();
+        MessageResult(balances)
+    }
+}
+
+impl Handler<Shutdown> for Ledger {
+    type Result = ();
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,236 @@
+//! Messages a user's [`Ledger`](super::Ledger) takes. Writes answer with a [`Reply`] (status and
+//! JSON body, exactly what is stored for an `Idempotency-Key` replay); reads with typed views.
+use actix::Message;
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::reports::{Cashflow, Interval, Summary};
+use super::views::{AccountView, CategoryView};
+use crate::domain::ledger::{AccountKind, CategoryKind, CategorySource, Rate, TxnSource};
+use crate::domain::Currency;
+use crate::error::ApiError;
+
+/// An answer to a write: HTTP status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// `Idempotency-Key` of a creating request and the fingerprint of its body.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// A field that a PATCH may set, clear (`null`) or leave out.
+pub type Nullable<T> = Option<Option<T>>;
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub name: String,
+    pub kind: AccountKind,
+    pub currency: Currency,
+    /// Decimal string in the account's currency.
+    pub opening_balance: Option<String>,
+    pub opening_date: Option<NaiveDate>,
+    pub number_hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountPatch {
+    pub version: Option<i64>,
+    pub name: Option<String>,
+    pub kind: Option<AccountKind>,
+    pub opening_balance: Option<String>,
+    pub opening_date: Option<NaiveDate>,
+    pub number_hint: Nullable<String>,
+    pub archived: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCategory {
+    pub name: String,
+    pub parent_id: Option<Uuid>,
+    pub kind: Option<CategoryKind>,
+    pub color: Option<String>,
+    pub icon: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CategoryPatch {
+    pub version: Option<i64>,
+    pub name: Option<String>,
+    pub parent_id: Nullable<Uuid>,
+    pub color: Nullable<String>,
+    pub icon: Nullable<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTransaction {
+    pub account_id: Uuid,
+    /// Decimal string in the account's currency; negative = money out.
+    pub amount: String,
+    pub date: NaiveDate,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub description: String,
+    pub merchant: String,
+    pub category_id: Option<Uuid>,
+    pub category_source: Option<CategorySource>,
+    pub confidence: Option<f64>,
+    pub tags: Vec<String>,
+    pub notes: String,
+    pub foreign_amount: Option<String>,
+    pub foreign_currency: Option<Currency>,
+    pub source: TxnSource,
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TransactionPatch {
+    pub version: Option<i64>,
+    pub account_id: Option<Uuid>,
+    pub amount: Option<String>,
+    pub date: Option<NaiveDate>,
+    pub occurred_at: Nullable<DateTime<Utc>>,
+    pub description: Option<String>,
+    pub merchant: Option<String>,
+    pub category_id: Nullable<Uuid>,
+    pub tags: Option<Vec<String>>,
+    pub notes: Option<String>,
+    pub foreign_amount: Nullable<String>,
+    pub foreign_currency: Nullable<Currency>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTransfer {
+    pub from_account_id: Uuid,
+    pub to_account_id: Uuid,
+    /// What leaves the source account (positive, in its currency).
+    pub amount: String,
+    /// What arrives (in the destination's currency); required when the currencies differ.
+    pub to_amount: Option<String>,
+    pub date: NaiveDate,
+    pub description: String,
+    pub notes: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TransferPatch {
+    pub version: Option<i64>,
+    pub amount: Option<String>,
+    pub to_amount: Option<String>,
+    pub date: Option<NaiveDate>,
+    pub description: Option<String>,
+    pub notes: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateInput {
+    pub base: Currency,
+    pub quote: Currency,
+    pub date: NaiveDate,
+    pub rate: Rate,
+}
+
+macro_rules! write_message {
+    ($($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? })+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Message)]
+            #[rtype(result = "Result<Reply, ApiError>")]
+            pub struct $name { $(pub $field: $ty),* }
+        )+
+    };
+}
+
+write_message! {
+    CreateAccount { input: NewAccount, idempotency: Option<IdempotencyKey> }
+    UpdateAccount { id: Uuid, patch: AccountPatch }
+    /// With `cascade`, its transactions (and the other legs of its transfers) go too.
+    DeleteAccount { id: Uuid, cascade: bool }
+    CreateCategory { input: NewCategory, idempotency: Option<IdempotencyKey> }
+    UpdateCategory { id: Uuid, patch: CategoryPatch }
+    DeleteCategory { id: Uuid }
+    CreateTransaction { input: NewTransaction, idempotency: Option<IdempotencyKey> }
+    UpdateTransaction { id: Uuid, patch: TransactionPatch }
+    DeleteTransaction { id: Uuid }
+    CreateTransfer { input: NewTransfer, idempotency: Option<IdempotencyKey> }
+    UpdateTransfer { id: Uuid, patch: TransferPatch }
+    DeleteTransfer { id: Uuid }
+    PutRates { rates: Vec<RateInput> }
+}
+
+/// All accounts with live balances.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<AccountView>")]
+pub struct ListAccounts;
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<AccountView>")]
+pub struct GetAccount {
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<CategoryView>")]
+pub struct ListCategories;
+
+/// The category and its children, for filtering (`None` when unknown).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<Vec<String>>")]
+pub struct CategoryFamily {
+    pub id: Uuid,
+}
+
+/// Currency of each account (for parsing amount filters).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<(String, Currency)>")]
+pub struct AccountCurrencies;
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<RateInput>")]
+pub struct ListRates;
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Summary")]
+pub struct GetSummary {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub base: Currency,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Cashflow")]
+pub struct GetCashflow {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub interval: Interval,
+    pub base: Currency,
+}
+
+/// Test hook: make the Ledger fail the way a real fault would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Stop at once, as if the actor had died; the Directory respawns it on next use.
+    Crash,
+    /// Make the next commit fail in the database; the Ledger then stops and rebuilds.
+    FailNextCommit,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct InjectFault(pub Fault);
+
+/// Test and admin aid: the in-memory balances, to compare with the database.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<(String, i64)>")]
+pub struct MemoryBalances;
+
+/// Stop now (the user was deleted, or the process is shutting down).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;

@@ -1,0 +1,281 @@
+//! The `Ledger`: one per active user, the only writer of that user's data.
+//!
+//! It keeps the user's accounts with live balances, categories, per-day aggregates and exchange
+//! rates in memory, rebuilt from the database in `started()` before the first message is handled.
+//! Each write command is validated against that state and turned into a [`plan::Plan`]: the rows to
+//! write, the events (with the user's next gapless `seq`), the answer, and the effects on memory.
+//! The plan is committed through the group-commit [`Writer`] as one atomic unit (data + events +
+//! idempotency record); only after the commit is durable are the effects applied and the events
+//! published. Commands are handled one at a time (atomically), so memory never runs ahead of the
+//! database. A failed commit stops the actor; the Directory starts a fresh one, which rebuilds.
+mod handlers;
+pub mod messages;
+mod plan;
+pub mod reports;
+pub mod views;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, WrapFuture};
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+pub use messages::*;
+pub use plan::rate_json;
+
+use crate::domain::ledger::{CategoryKind, Rate};
+use crate::domain::Currency;
+use crate::store::ledger::{AccountRow, CategoryRow, LedgerSnapshot};
+use crate::store::writer::Writer;
+use crate::store::Db;
+use reports::{Daily, Flow, RateBook};
+
+/// A ledger with no message for this long stops; the next request starts it again.
+pub const IDLE_STOP: Duration = Duration::from_secs(10 * 60);
+/// Idempotency answers remembered in memory (the database keeps them all for 24 h+).
+const RECENT_KEYS: usize = 10_000;
+
+pub(crate) struct AccountState {
+    pub row: AccountRow,
+    pub currency: Currency,
+    /// Sum of the account's transactions (the balance is this plus the opening balance).
+    pub sum: i64,
+}
+
+impl AccountState {
+    pub fn balance(&self) -> i64 {
+        self.row.opening_balance.saturating_add(self.sum)
+    }
+}
+
+pub(crate) struct CategoryState {
+    pub row: CategoryRow,
+    pub kind: CategoryKind,
+    pub parent: Option<Uuid>,
+}
+
+/// What a transaction contributes to balances and aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Facts {
+    pub account: Uuid,
+    pub amount: i64,
+    pub date: NaiveDate,
+    pub category: Option<Uuid>,
+    pub transfer: bool,
+}
+
+/// A change to memory, applied only after its commit is durable.
+pub(crate) enum Effect {
+    PutAccount(Box<AccountState>),
+    PutCategory(Box<CategoryState>),
+    RemoveCategory(Uuid),
+    Txn {
+        old: Option<Facts>,
+        new: Option<Facts>,
+    },
+    PutRate(RateInput),
+    /// Too much changed to track (cascading delete): rebuild from the database.
+    Reload,
+}
+
+#[derive(Default)]
+pub(crate) struct LedgerState {
+    pub accounts: HashMap<Uuid, AccountState>,
+    pub categories: HashMap<Uuid, CategoryState>,
+    pub daily: Daily,
+    pub rates: RateBook,
+    pub last_seq: i64,
+}
+
+impl LedgerState {
+    fn from_snapshot(s: LedgerSnapshot) -> LedgerState {
+        let mut state = LedgerState {
+            last_seq: s.last_seq,
+            ..LedgerState::default()
+        };
+        let sums: HashMap<String, i64> = s.sums.into_iter().collect();
+        for row in s.accounts {
+            let (Ok(id), Ok(currency)) = (row.id.parse::<Uuid>(), Currency::parse(&row.currency))
+            else {
+                tracing::error!(account = %row.id, "skipping an account row with a bad id or currency");
+                continue;
+            };
+            let sum = sums.get(&row.id).copied().unwrap_or(0);
+            state
+                .accounts
+                .insert(id, AccountState { row, currency, sum });
+        }
+        for row in s.categories {
+            let (Ok(id), Ok(kind)) = (row.id.parse::<Uuid>(), CategoryKind::parse(&row.kind))
+            else {
+                continue;
+            };
+            let parent = row.parent_id.as_deref().and_then(|p| p.parse().ok());
+            state
+                .categories
+                .insert(id, CategoryState { row, kind, parent });
+        }
+        for agg in s.daily {
+            let Ok(account) = agg.account_id.parse::<Uuid>() else {
+                continue;
+            };
+            let category = agg.category_id.as_deref().and_then(|c| c.parse().ok());
+            state.daily.entry(agg.date).or_default().insert(
+                (account, category),
+                Flow {
+                    inflow: agg.inflow,
+                    outflow: agg.outflow,
+                    count: agg.count,
+                },
+            );
+        }
+        for r in s.rates {
+            if let (Ok(base), Ok(quote), Ok(rate)) = (
+                Currency::parse(&r.base),
+                Currency::parse(&r.quote),
+                Rate::parse(&r.rate),
+            ) {
+                state.rates.insert(base, quote, r.date, rate);
+            }
+        }
+        state
+    }
+
+    fn contribute(&mut self, facts: Facts, sign: i64) {
+        if let Some(account) = self.accounts.get_mut(&facts.account) {
+            account.sum = account.sum.saturating_add(sign * facts.amount);
+        }
+        if facts.transfer {
+            return;
+        }
+        let day = self.daily.entry(facts.date).or_default();
+        let flow = day.entry((facts.account, facts.category)).or_default();
+        flow.add(facts.amount, sign);
+        if flow.is_empty() {
+            day.remove(&(facts.account, facts.category));
+        }
+        if day.is_empty() {
+            self.daily.remove(&facts.date);
+        }
+    }
+
+    fn apply(&mut self, effect: Effect) {
+        match effect {
+            Effect::PutAccount(account) => {
+                if let Ok(id) = account.row.id.parse() {
+                    self.accounts.insert(id, *account);
+                }
+            }
+            Effect::PutCategory(category) => {
+                if let Ok(id) = category.row.id.parse() {
+                    self.categories.insert(id, *category);
+                }
+            }
+            Effect::RemoveCategory(id) => {
+                self.categories.remove(&id);
+                // Its transactions are now uncategorized: move their buckets.
+                for day in self.daily.values_mut() {
+                    let moved: Vec<_> = day.keys().filter(|k| k.1 == Some(id)).copied().collect();
+                    for key in moved {
+                        if let Some(flow) = day.remove(&key) {
+                            let target = day.entry((key.0, None)).or_default();
+                            target.inflow += flow.inflow;
+                            target.outflow += flow.outflow;
+                            target.count += flow.count;
+                        }
+                    }
+                }
+            }
+            Effect::Txn { old, new } => {
+                if let Some(f) = old {
+                    self.contribute(f, -1);
+                }
+                if let Some(f) = new {
+                    self.contribute(f, 1);
+                }
+            }
+            Effect::PutRate(r) => self.rates.insert(r.base, r.quote, r.date, r.rate),
+            Effect::Reload => {}
+        }
+    }
+}
+
+pub struct Ledger {
+    user_id: Uuid,
+    uid: String,
+    db: Db,
+    writer: Writer,
+    state: LedgerState,
+    last_active: Instant,
+    fail_next_commit: bool,
+    recent_keys: HashMap<String, (String, Reply)>,
+}
+
+impl Ledger {
+    pub fn new(user_id: Uuid, db: Db, writer: Writer) -> Self {
+        Ledger {
+            user_id,
+            uid: user_id.to_string(),
+            db,
+            writer,
+            state: LedgerState::default(),
+            last_active: Instant::now(),
+            fail_next_commit: false,
+            recent_keys: HashMap::new(),
+        }
+    }
+
+    /// Load the user's state from the database, holding every message until it is done.
+    fn rebuild(&mut self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let uid = self.uid.clone();
+        let started = Instant::now();
+        ctx.wait(
+            async move { db.run(move |conn| crate::store::ledger::snapshot(conn, &uid)).await }
+                .into_actor(self)
+                .map(move |loaded, act, ctx| match loaded {
+                    Ok(snapshot) => {
+                        act.state = LedgerState::from_snapshot(snapshot);
+                        tracing::debug!(
+                            user_id = %act.user_id,
+                            accounts = act.state.accounts.len(),
+                            days = act.state.daily.len(),
+                            last_seq = act.state.last_seq,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "ledger state loaded"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(user_id = %act.user_id, error = %e, "ledger could not load; stopping");
+                        ctx.stop();
+                    }
+                }),
+        );
+    }
+
+    fn remember(&mut self, key: String, fingerprint: String, reply: Reply) {
+        if self.recent_keys.len() >= RECENT_KEYS {
+            self.recent_keys.clear();
+        }
+        self.recent_keys.insert(key, (fingerprint, reply));
+    }
+}
+
+impl Actor for Ledger {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.rebuild(ctx);
+        ctx.run_interval(Duration::from_secs(30), |act, ctx| {
+            if act.last_active.elapsed() >= IDLE_STOP {
+                tracing::debug!(user_id = %act.user_id, "ledger idle; stopping");
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        tracing::debug!(user_id = %self.user_id, "ledger stopped");
+    }
+}

@@ -1,0 +1,216 @@
+//! Group commit. Every ledger write reaches the database through a writer lane: a thread with its
+//! own connection that takes all commits waiting in its queue and applies them in ONE database
+//! transaction (one fsync for many users' writes), each commit inside its own savepoint so one
+//! bad commit fails alone. SQLite has one lane (it has one writer anyway); PostgreSQL several,
+//! a user always on the same lane so their commits stay in order.
+use std::hash::{Hash, Hasher};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use diesel::prelude::*;
+use tokio::sync::oneshot;
+
+use super::ledger::{AccountRow, CategoryRow, EventRow, IdempotencyRow, RateRow, TransactionRow};
+use super::schema::{accounts, categories, events, exchange_rates, idempotency_keys, transactions};
+use super::{connect_url, DbConn, StoreError};
+use crate::config::DatabaseUrl;
+
+/// Commits taken into one database transaction at most.
+const MAX_BATCH: usize = 1024;
+
+/// One change to the database, part of a commit. (Rows are moved once into the writer's queue,
+/// so the size difference between variants costs nothing worth a box.)
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
+pub enum WriteOp {
+    InsertAccount(AccountRow),
+    UpdateAccount(AccountRow),
+    DeleteAccount(String),
+    InsertCategory(CategoryRow),
+    UpdateCategory(CategoryRow),
+    DeleteCategory(String),
+    /// Clear the category of every transaction in it (before the category is deleted).
+    UncategorizeTransactions(String),
+    InsertTransactions(Vec<TransactionRow>),
+    UpdateTransaction(TransactionRow),
+    DeleteTransaction(String),
+    InsertEvents(Vec<EventRow>),
+    InsertIdempotency(IdempotencyRow),
+    UpsertRates(Vec<RateRow>),
+    /// Test hook: make this commit fail after applying its other operations.
+    InjectFailure,
+}
+
+struct Commit {
+    ops: Vec<WriteOp>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Handle to the writer lanes; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    lanes: Vec<mpsc::Sender<Commit>>,
+}
+
+impl Writer {
+    /// Start `lanes` writer threads, each with its own connection.
+    pub fn start(url: &DatabaseUrl, lanes: usize) -> Result<Writer, StoreError> {
+        let lanes = match url {
+            DatabaseUrl::Sqlite(_) => 1,
+            DatabaseUrl::Postgres(_) => lanes.max(1),
+        };
+        let mut senders = Vec::with_capacity(lanes);
+        for lane in 0..lanes {
+            let conn = connect_url(url)?;
+            let (tx, rx) = mpsc::channel::<Commit>();
+            std::thread::Builder::new()
+                .name(format!("ledgerline-writer-{lane}"))
+                .spawn(move || run_lane(conn, rx))
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+            senders.push(tx);
+        }
+        Ok(Writer { lanes: senders })
+    }
+
+    /// Commit `ops` atomically for `user_id`; resolves once durable (or failed).
+    pub async fn commit(&self, user_id: &str, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        user_id.hash(&mut hasher);
+        let lane = (hasher.finish() % self.lanes.len() as u64) as usize;
+        let (reply, answer) = oneshot::channel();
+        self.lanes[lane]
+            .send(Commit { ops, reply })
+            .map_err(|_| StoreError::Task("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Task("the writer dropped a commit".into()))?
+    }
+}
+
+fn run_lane(mut conn: DbConn, rx: mpsc::Receiver<Commit>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(batch.len());
+        let outer = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            results.clear();
+            for commit in &batch {
+                // A nested transaction is a savepoint: a failing commit is rolled back alone.
+                let r = conn.transaction::<_, StoreError, _>(|conn| apply(conn, &commit.ops));
+                results.push(r);
+            }
+            Ok(())
+        });
+        if let Err(e) = outer {
+            tracing::error!(error = %e, commits = batch.len(), "group commit failed");
+            let message = e.to_string();
+            results = batch
+                .iter()
+                .map(|_| Err(StoreError::Task(format!("commit failed: {message}"))))
+                .collect();
+        }
+        tracing::trace!(
+            commits = batch.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
+        for (commit, result) in batch.into_iter().zip(results) {
+            let _ = commit.reply.send(result);
+        }
+    }
+}
+
+fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
+    for op in ops {
+        match op {
+            WriteOp::InsertAccount(row) => {
+                diesel::insert_into(accounts::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::UpdateAccount(row) => {
+                diesel::update(accounts::table.find(&row.id))
+                    .set(row)
+                    .execute(conn)?;
+            }
+            WriteOp::DeleteAccount(id) => {
+                diesel::delete(accounts::table.find(id)).execute(conn)?;
+            }
+            WriteOp::InsertCategory(row) => {
+                diesel::insert_into(categories::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::UpdateCategory(row) => {
+                diesel::update(categories::table.find(&row.id))
+                    .set(row)
+                    .execute(conn)?;
+            }
+            WriteOp::DeleteCategory(id) => {
+                diesel::delete(categories::table.find(id)).execute(conn)?;
+            }
+            WriteOp::UncategorizeTransactions(category_id) => {
+                diesel::update(
+                    transactions::table.filter(transactions::category_id.eq(category_id)),
+                )
+                .set((
+                    transactions::category_id.eq(None::<String>),
+                    transactions::category_source.eq("none"),
+                    transactions::confidence.eq(None::<f64>),
+                ))
+                .execute(conn)?;
+            }
+            WriteOp::InsertTransactions(rows) => {
+                for row in rows {
+                    diesel::insert_into(transactions::table)
+                        .values(row)
+                        .execute(conn)?;
+                }
+            }
+            WriteOp::UpdateTransaction(row) => {
+                diesel::update(transactions::table.find(&row.id))
+                    .set(row)
+                    .execute(conn)?;
+            }
+            WriteOp::DeleteTransaction(id) => {
+                diesel::delete(transactions::table.find(id)).execute(conn)?;
+            }
+            WriteOp::InsertEvents(rows) => {
+                for row in rows {
+                    diesel::insert_into(events::table)
+                        .values(row)
+                        .execute(conn)?;
+                }
+            }
+            WriteOp::InsertIdempotency(row) => {
+                diesel::insert_into(idempotency_keys::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::UpsertRates(rows) => {
+                for row in rows {
+                    diesel::delete(exchange_rates::table.find((
+                        &row.user_id,
+                        &row.base,
+                        &row.quote,
+                        row.date,
+                    )))
+                    .execute(conn)?;
+                    diesel::insert_into(exchange_rates::table)
+                        .values(row)
+                        .execute(conn)?;
+                }
+            }
+            WriteOp::InjectFailure => {
+                return Err(StoreError::Task("injected commit failure".into()));
+            }
+        }
+    }
+    Ok(())
+}
