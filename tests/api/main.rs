@@ -7,5 +7,7 @@ mod helpers;
 mod accounts;
 mod cli;
 mod input;
+mod ledger;
+mod ledger_faults;
 mod limits;
 mod tokens;
