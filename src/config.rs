@@ -74,6 +74,8 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest import file accepted, in bytes.
+    pub max_import_bytes: usize,
     /// How many password hashes may run at once (each takes 19 MiB and ~tens of ms of a core).
     pub max_concurrent_hashes: usize,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies).
@@ -111,6 +113,7 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             max_body_bytes: 1024 * 1024,
+            max_import_bytes: 256 * 1024 * 1024,
             max_concurrent_hashes: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -265,6 +268,7 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub max_body_bytes: usize,
+    pub max_import_bytes: usize,
     pub max_concurrent_hashes: usize,
     pub trusted_proxies: Vec<IpAddr>,
     pub rate_limit_login_per_ip: RateLimit,
@@ -386,6 +390,7 @@ impl Config {
             access_token_ttl: self.access_token_ttl,
             refresh_token_ttl: self.refresh_token_ttl,
             max_body_bytes: self.max_body_bytes,
+            max_import_bytes: self.max_import_bytes.max(self.max_body_bytes),
             max_concurrent_hashes: self.max_concurrent_hashes,
             trusted_proxies: self.trusted_proxies.clone(),
             rate_limit_login_per_ip: self.rate_limit_login_per_ip,

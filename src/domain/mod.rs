@@ -2,6 +2,8 @@
 pub mod categories;
 mod currency;
 pub mod events;
+pub mod export;
+pub mod import;
 pub mod ledger;
 pub mod money;
 mod user;

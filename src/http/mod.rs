@@ -7,6 +7,7 @@ pub mod auth;
 pub mod categories;
 pub mod extract;
 pub mod health;
+pub mod imports;
 pub mod json;
 pub mod ledger;
 pub mod me;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(transactions::configure)
             .configure(rates::configure)
             .configure(reports::configure)
+            .configure(imports::configure)
             .default_service(web::to(not_found)),
     )
     .default_service(web::to(not_found));

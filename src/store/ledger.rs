@@ -276,6 +276,21 @@ pub fn prune_idempotency(conn: &mut DbConn, before: NaiveDateTime) -> Result<usi
     )
 }
 
+/// Every external id in one of the user's accounts (the import deduplication set).
+pub fn external_ids_of_account(
+    conn: &mut DbConn,
+    user_id: &str,
+    account_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<Option<String>> = transactions::table
+        .filter(transactions::user_id.eq(user_id))
+        .filter(transactions::account_id.eq(account_id))
+        .filter(transactions::external_id.is_not_null())
+        .select(transactions::external_id)
+        .load(conn)?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
 /// External ids already present in an account, among `candidates`.
 pub fn existing_external_ids(
     conn: &mut DbConn,

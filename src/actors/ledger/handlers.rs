@@ -379,6 +379,32 @@ impl Handler<PutRates> for Ledger {
     }
 }
 
+impl Handler<ImportChunk> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: ImportChunk, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(None, move |l| {
+            l.state.plan_import_chunk(
+                &uid,
+                msg.account_id,
+                msg.rows,
+                msg.source,
+                &msg.import_id,
+                msg.processed,
+                msg.total,
+                msg.completed,
+            )
+        })
+    }
+}
+
+impl Handler<Restore> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: Restore, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_restore(msg.set))
+    }
+}
+
 // ---- reads --------------------------------------------------------------------------------
 
 impl Handler<ListAccounts> for Ledger {

@@ -136,6 +136,38 @@ pub struct RateInput {
     pub rate: Rate,
 }
 
+/// One row of an import, already parsed and deduplicated.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub date: NaiveDate,
+    /// Minor units of the account's currency.
+    pub amount: i64,
+    pub description: String,
+    pub merchant: String,
+    pub notes: String,
+    pub external_id: Option<String>,
+    pub category_id: Option<Uuid>,
+}
+
+/// What an import did, sent with its last chunk (the `import.completed` event).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportSummary {
+    pub import_id: String,
+    pub account_id: Uuid,
+    pub created: usize,
+    pub skipped_duplicates: usize,
+    pub failed: usize,
+}
+
+/// A restored backup: everything of a user, ids already remapped, amounts in minor units.
+#[derive(Debug, Clone)]
+pub struct RestoreSet {
+    pub categories: Vec<crate::store::ledger::CategoryRow>,
+    pub accounts: Vec<crate::store::ledger::AccountRow>,
+    pub transactions: Vec<crate::store::ledger::TransactionRow>,
+    pub rates: Vec<RateInput>,
+}
+
 macro_rules! write_message {
     ($($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? })+) => {
         $(
@@ -162,6 +194,19 @@ write_message! {
     UpdateTransfer { id: Uuid, patch: TransferPatch }
     DeleteTransfer { id: Uuid }
     PutRates { rates: Vec<RateInput> }
+    /// A chunk of an import into one account; commits with an `import.progress` event (and
+    /// `import.completed` with the last chunk).
+    ImportChunk {
+        account_id: Uuid,
+        rows: Vec<ImportRow>,
+        source: TxnSource,
+        import_id: String,
+        processed: usize,
+        total: usize,
+        completed: Option<ImportSummary>,
+    }
+    /// Restore a backup into a user who has no accounts yet (their categories are replaced).
+    Restore { set: RestoreSet }
 }
 
 /// All accounts with live balances.

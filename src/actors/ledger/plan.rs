@@ -7,7 +7,9 @@ use uuid::Uuid;
 use super::messages::*;
 use super::views::{AccountView, CategoryView, TransactionView, TransferView};
 use super::{AccountState, CategoryState, Effect, Facts, LedgerState};
-use crate::domain::ledger::{parse_name, parse_tags, parse_text, CategoryKind, CategorySource};
+use crate::domain::ledger::{
+    parse_name, parse_tags, parse_text, CategoryKind, CategorySource, TxnSource,
+};
 use crate::domain::money::{format_minor, parse_minor};
 use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
@@ -1047,6 +1049,146 @@ impl LedgerState {
         }
         let transfer_id = out_leg.transfer_id.clone().unwrap_or_default();
         self.transfer_plan(transfer_id, out_leg, in_leg, Some((out_old, in_old)), 200)
+    }
+
+    // ---- imports ----------------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_import_chunk(
+        &self,
+        user_id: &str,
+        account_id: Uuid,
+        rows: Vec<ImportRow>,
+        source: TxnSource,
+        import_id: &str,
+        processed: usize,
+        total: usize,
+        completed: Option<ImportSummary>,
+    ) -> Result<Plan, ApiError> {
+        let mut f = Fields::default();
+        let account = self.writable_account(account_id, "account_id", &mut f);
+        f.done()?;
+        let account = account.ok_or(ApiError::NotFound)?;
+        let at = now();
+        let currency = account.currency.code().to_string();
+        let mut effects = Vec::with_capacity(rows.len());
+        let mut delta = 0i64;
+        let rows: Vec<TransactionRow> = rows
+            .into_iter()
+            .filter(|r| {
+                r.category_id
+                    .is_none_or(|c| self.categories.contains_key(&c))
+            })
+            .map(|r| {
+                delta = delta.saturating_add(r.amount);
+                effects.push(Effect::Txn {
+                    old: None,
+                    new: Some(Facts {
+                        account: account_id,
+                        amount: r.amount,
+                        date: r.date,
+                        category: r.category_id,
+                        transfer: false,
+                    }),
+                });
+                TransactionRow {
+                    id: Uuid::now_v7().to_string(),
+                    user_id: user_id.to_string(),
+                    account_id: account.row.id.clone(),
+                    amount: r.amount,
+                    currency: currency.clone(),
+                    date: r.date,
+                    occurred_at: None,
+                    description: r.description,
+                    merchant: r.merchant,
+                    category_source: if r.category_id.is_some() {
+                        CategorySource::User.as_str().to_string()
+                    } else {
+                        CategorySource::None.as_str().to_string()
+                    },
+                    category_id: r.category_id.map(|c| c.to_string()),
+                    confidence: None,
+                    tags: "[]".to_string(),
+                    notes: r.notes,
+                    transfer_id: None,
+                    foreign_amount: None,
+                    foreign_currency: None,
+                    source: source.as_str().to_string(),
+                    external_id: r.external_id,
+                    created_at: at,
+                    updated_at: at,
+                    version: 1,
+                }
+            })
+            .collect();
+        let created = rows.len();
+        let mut events = vec![(
+            "import.progress",
+            json!({ "import_id": import_id, "account_id": account_id, "processed": processed + created, "total": total }),
+        )];
+        events.extend(self.balance_events(&[(account_id, delta)]));
+        if let Some(summary) = &completed {
+            events.push(("import.completed", json!(summary)));
+        }
+        Ok(Plan {
+            ops: vec![WriteOp::InsertTransactions(rows)],
+            events,
+            effects,
+            reply: json_reply(200, &json!({ "created": created }))?,
+        })
+    }
+
+    pub fn plan_restore(&self, set: RestoreSet) -> Result<Plan, ApiError> {
+        if !self.accounts.is_empty() {
+            return Err(ApiError::Conflict(
+                "A backup can only be restored into a user without accounts; this one has some."
+                    .into(),
+            ));
+        }
+        let mut ops: Vec<WriteOp> = self
+            .categories
+            .values()
+            .filter(|c| c.parent.is_some())
+            .chain(self.categories.values().filter(|c| c.parent.is_none()))
+            .map(|c| WriteOp::DeleteCategory(c.row.id.clone()))
+            .collect();
+        let mut ordered = set.categories.clone();
+        ordered.sort_by_key(|c| c.parent_id.is_some());
+        ops.extend(ordered.into_iter().map(WriteOp::InsertCategory));
+        ops.extend(set.accounts.iter().cloned().map(WriteOp::InsertAccount));
+        let summary = json!({
+            "restored": true,
+            "accounts": set.accounts.len(),
+            "categories": set.categories.len(),
+            "transactions": set.transactions.len(),
+            "exchange_rates": set.rates.len(),
+        });
+        ops.push(WriteOp::InsertTransactions(set.transactions));
+        if !set.rates.is_empty() {
+            let user_id = set
+                .accounts
+                .first()
+                .map(|a| a.user_id.clone())
+                .unwrap_or_default();
+            let rows = set
+                .rates
+                .iter()
+                .map(|r| RateRow {
+                    user_id: user_id.clone(),
+                    base: r.base.code().to_string(),
+                    quote: r.quote.code().to_string(),
+                    date: r.date,
+                    rate: r.rate.to_string(),
+                })
+                .collect();
+            ops.push(WriteOp::UpsertRates(rows));
+        }
+        Ok(Plan {
+            ops,
+            events: vec![("import.completed", summary.clone())],
+            effects: vec![Effect::Reload],
+            reply: json_reply(200, &summary)?,
+        })
     }
 
     // ---- rates ------------------------------------------------------------------------------

@@ -1,0 +1,823 @@
+//! `/api/v1/imports` (CSV with a column mapping, OFX/QFX, QIF, and JSON backups) and
+//! `/api/v1/exports` (CSV, a `ledger` journal for hledger/ledger-cli, and a JSON backup).
+//!
+//! An import is parsed off the event loop, deduplicated (by external id, or by a content hash
+//! numbered per occurrence so two identical coffees on one day stay two), previewed or committed
+//! through the user's Ledger in chunks — each chunk one atomic commit with an `import.progress`
+//! event, the last with `import.completed`. A failed chunk leaves earlier chunks in place; running
+//! the same import again skips what is already there.
+use std::collections::{HashMap, HashSet};
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{
+    ContentDisposition, DispositionParam, DispositionType, CONTENT_LENGTH,
+};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{NaiveDate, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::extract::AuthUser;
+use super::ledger::ask;
+use crate::actors::ledger::views::{AccountView, CategoryView, TransactionView};
+use crate::actors::ledger::{
+    AccountCurrencies, ImportChunk, ImportRow, ImportSummary, ListAccounts, ListCategories,
+    ListRates, RateInput, Restore, RestoreSet,
+};
+use crate::app::AppState;
+use crate::domain::export::{write_ledger_journal, JournalAccount, JournalTxn};
+use crate::domain::import::{
+    parse_csv, parse_ofx, parse_qif, CsvMapping, ImportedRow, Parsed, QifDateOrder,
+};
+use crate::domain::ledger::{AccountKind, CategoryKind, Rate, TxnSource};
+use crate::domain::money::parse_minor;
+use crate::domain::Currency;
+use crate::error::{ApiError, FieldError};
+use crate::identity::Principal;
+use crate::store::ledger::{self as q, AccountRow, CategoryRow, TransactionRow};
+
+/// Rows per commit: big enough to amortize the commit, small enough for steady progress events.
+const CHUNK: usize = 20_000;
+/// Rows shown in a preview.
+const SAMPLES: usize = 20;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/imports", web::post().to(import))
+        .route("/exports", web::get().to(export));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    format: String,
+    account_id: Option<String>,
+    #[serde(default)]
+    preview: bool,
+    /// CSV column mapping as JSON.
+    mapping: Option<String>,
+    /// QIF dates: `month_first` (default) or `day_first`.
+    date_order: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ImportReport {
+    import_id: String,
+    format: String,
+    account_id: Option<Uuid>,
+    preview: bool,
+    rows_in_file: usize,
+    created: usize,
+    skipped_duplicates: usize,
+    failed: Vec<FailedRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    samples: Vec<Sample>,
+}
+
+#[derive(Serialize)]
+struct FailedRow {
+    line: usize,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct Sample {
+    line: usize,
+    date: NaiveDate,
+    amount: String,
+    description: String,
+    merchant: String,
+    category_id: Option<Uuid>,
+    external_id: Option<String>,
+}
+
+async fn read_body(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let declared: Option<usize> = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut payload = payload;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest(format!("The upload could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Category lookup by name as files write them: "Child", "Parent:Child", case-insensitive.
+fn category_index(categories: &[CategoryView]) -> HashMap<String, Uuid> {
+    let by_id: HashMap<&str, &CategoryView> =
+        categories.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut index = HashMap::new();
+    for c in categories {
+        let Ok(id) = c.id.parse::<Uuid>() else {
+            continue;
+        };
+        index.entry(c.name.to_lowercase()).or_insert(id);
+        if let Some(parent) = c.parent_id.as_deref().and_then(|p| by_id.get(p)) {
+            index.insert(format!("{}:{}", parent.name, c.name).to_lowercase(), id);
+        }
+    }
+    index
+}
+
+async fn import(
+    state: web::Data<AppState>,
+    AuthUser(who): AuthUser,
+    req: HttpRequest,
+    payload: web::Payload,
+    query: web::Query<ImportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = state.settings.max_import_bytes;
+    let body = read_body(&req, payload.into_inner(), limit).await?;
+    if query.format == "json" {
+        return restore(&state, &who, &body).await;
+    }
+    let format = query.format.clone();
+    if !["csv", "ofx", "qfx", "qif"].contains(&format.as_str()) {
+        return Err(ApiError::validation(
+            "format",
+            "must be csv, ofx, qfx, qif or json",
+        ));
+    }
+    let account_id: Uuid = query
+        .account_id
+        .as_deref()
+        .ok_or_else(|| ApiError::validation("account_id", "is required for this format"))?
+        .parse()
+        .map_err(|_| ApiError::validation("account_id", "no such account"))?;
+    let currencies = ask(&state, who.user_id(), AccountCurrencies).await?;
+    let currency = currencies
+        .iter()
+        .find(|(id, _)| *id == account_id.to_string())
+        .map(|(_, c)| *c)
+        .ok_or_else(|| ApiError::validation("account_id", "no such account"))?;
+    let mapping: Option<CsvMapping> = match (&format[..], &query.mapping) {
+        ("csv", Some(raw)) => Some(super::json::parse(raw.as_bytes()).map_err(|e| {
+            match e {
+                ApiError::Validation(errors) => ApiError::Validation(
+                    errors
+                        .into_iter()
+                        .map(|f| FieldError::new(format!("mapping.{}", f.field), f.message))
+                        .collect(),
+                ),
+                _ => {
+                    ApiError::validation("mapping", "must be a JSON object describing the columns")
+                }
+            }
+        })?),
+        ("csv", None) => {
+            return Err(ApiError::validation(
+                "mapping",
+                "is required for CSV: which columns hold the date, amount and description",
+            ))
+        }
+        _ => None,
+    };
+    let date_order = match query.date_order.as_deref() {
+        None | Some("month_first") => QifDateOrder::MonthFirst,
+        Some("day_first") => QifDateOrder::DayFirst,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "date_order",
+                "must be month_first or day_first",
+            ))
+        }
+    };
+
+    // Parse off the event loop: a million rows take a moment of CPU.
+    let parsed: Parsed = web::block(move || match format.as_str() {
+        "csv" => match &mapping {
+            Some(m) => parse_csv(&body, m, currency),
+            None => Ok(Parsed::default()),
+        },
+        "qif" => parse_qif(&body, currency, date_order),
+        _ => parse_ofx(&body, currency),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::validation("file", e.to_string()))?;
+
+    let categories = ask(&state, who.user_id(), ListCategories).await?;
+    let index = category_index(&categories);
+    let uid = who.user_id().to_string();
+    let aid = account_id.to_string();
+    let existing: HashSet<String> = state
+        .db
+        .run(move |conn| q::external_ids_of_account(conn, &uid, &aid))
+        .await?
+        .into_iter()
+        .collect();
+
+    let rows_in_file = parsed.rows.len() + parsed.errors.len();
+    let mut failed: Vec<FailedRow> = parsed
+        .errors
+        .into_iter()
+        .map(|e| FailedRow {
+            line: e.line,
+            reason: e.reason,
+        })
+        .collect();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut occurrences: HashMap<String, usize> = HashMap::new();
+    let mut rows: Vec<(usize, ImportRow)> = Vec::with_capacity(parsed.rows.len());
+    let mut skipped = 0;
+    let account_key = account_id.to_string();
+    for row in parsed.rows {
+        if let Some(c) = &row.currency {
+            if c != currency.code() {
+                failed.push(FailedRow {
+                    line: row.line,
+                    reason: format!("the row is in {c} but the account is in {currency}"),
+                });
+                continue;
+            }
+        }
+        let key = match &row.external_id {
+            Some(id) => id.clone(),
+            None => {
+                let hash = row.content_hash(&account_key);
+                let n = occurrences.entry(hash.clone()).or_insert(0);
+                *n += 1;
+                format!("sha256:{hash}#{n}")
+            }
+        };
+        if existing.contains(&key) || !seen.insert(key.clone()) {
+            skipped += 1;
+            continue;
+        }
+        rows.push((row.line, to_import_row(row, key, &index)));
+    }
+
+    let import_id = Uuid::now_v7().to_string();
+    let mut report = ImportReport {
+        import_id: import_id.clone(),
+        format: query.format.clone(),
+        account_id: Some(account_id),
+        preview: query.preview,
+        rows_in_file,
+        created: 0,
+        skipped_duplicates: skipped,
+        failed,
+        samples: Vec::new(),
+    };
+    if query.preview {
+        report.samples = rows
+            .iter()
+            .take(SAMPLES)
+            .map(|(line, r)| Sample {
+                line: *line,
+                date: r.date,
+                amount: crate::domain::money::format_minor(r.amount, currency.exponent()),
+                description: r.description.clone(),
+                merchant: r.merchant.clone(),
+                category_id: r.category_id,
+                external_id: r.external_id.clone(),
+            })
+            .collect();
+        report.created = 0;
+        return Ok(HttpResponse::Ok().json(json!({ "would_create": rows.len(), "report": report })));
+    }
+
+    let total = rows.len();
+    let failed_count = report.failed.len();
+    let mut rows: Vec<ImportRow> = rows.into_iter().map(|(_, r)| r).collect();
+    let mut processed = 0;
+    if rows.is_empty() {
+        return Ok(HttpResponse::Ok().json(report));
+    }
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(CHUNK));
+        let chunk = std::mem::replace(&mut rows, rest);
+        let n = chunk.len();
+        let last = rows.is_empty();
+        let message = ImportChunk {
+            account_id,
+            rows: chunk,
+            source: TxnSource::Import,
+            import_id: import_id.clone(),
+            processed,
+            total,
+            completed: last.then(|| ImportSummary {
+                import_id: import_id.clone(),
+                account_id,
+                created: total,
+                skipped_duplicates: skipped,
+                failed: failed_count,
+            }),
+        };
+        match ask(&state, who.user_id(), message).await? {
+            Ok(_) => processed += n,
+            Err(e) => {
+                tracing::warn!(import_id = %import_id, processed, total, error = %e, "import stopped part way");
+                return Err(match e {
+                    ApiError::Conflict(_) | ApiError::Unavailable(_) => ApiError::Unavailable(format!(
+                        "The import stopped after {processed} of {total} new rows ({e}). Run it again: rows already imported are skipped."
+                    )),
+                    other => other,
+                });
+            }
+        }
+    }
+    report.created = processed;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+fn to_import_row(row: ImportedRow, key: String, index: &HashMap<String, Uuid>) -> ImportRow {
+    let category_id = row
+        .category
+        .as_deref()
+        .and_then(|c| index.get(&c.trim().to_lowercase()).copied());
+    ImportRow {
+        date: row.date,
+        amount: row.amount_minor,
+        description: truncate(&row.description, 500),
+        merchant: truncate(row.payee.as_deref().unwrap_or_default(), 200),
+        notes: truncate(row.notes.as_deref().unwrap_or_default(), 5000),
+        external_id: Some(truncate(&key, 200)),
+        category_id,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+// ---- backups --------------------------------------------------------------------------------
+
+#[derive(Serialize, Deserialize)]
+struct Backup {
+    format: String,
+    version: u32,
+    exported_at: String,
+    base_currency: String,
+    accounts: Vec<BackupAccount>,
+    categories: Vec<BackupCategory>,
+    transactions: Vec<BackupTransaction>,
+    exchange_rates: Vec<BackupRate>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupAccount {
+    id: String,
+    name: String,
+    kind: String,
+    currency: String,
+    opening_balance: String,
+    opening_date: NaiveDate,
+    number_hint: Option<String>,
+    archived: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupCategory {
+    id: String,
+    name: String,
+    parent_id: Option<String>,
+    kind: String,
+    color: Option<String>,
+    icon: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupTransaction {
+    id: String,
+    account_id: String,
+    amount: String,
+    date: NaiveDate,
+    occurred_at: Option<chrono::DateTime<Utc>>,
+    description: String,
+    merchant: String,
+    category_id: Option<String>,
+    category_source: String,
+    confidence: Option<f64>,
+    tags: Vec<String>,
+    notes: String,
+    transfer_id: Option<String>,
+    foreign_amount: Option<String>,
+    foreign_currency: Option<String>,
+    source: String,
+    external_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupRate {
+    base: String,
+    quote: String,
+    date: NaiveDate,
+    rate: String,
+}
+
+const BACKUP_FORMAT: &str = "ledgerline-backup";
+
+async fn restore(state: &AppState, who: &Principal, body: &[u8]) -> Result<HttpResponse, ApiError> {
+    let backup: Backup = super::json::parse(body)?;
+    if backup.format != BACKUP_FORMAT || backup.version != 1 {
+        return Err(ApiError::validation(
+            "format",
+            "is not a Ledgerline backup (version 1)",
+        ));
+    }
+    let set = web::block({
+        let user_id = who.user_id().to_string();
+        move || restore_set(&user_id, backup)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let reply = ask(state, who.user_id(), Restore { set }).await??;
+    Ok(super::ledger::respond(reply))
+}
+
+/// Check a backup and give everything new ids (a backup can be restored next to its original).
+fn restore_set(user_id: &str, b: Backup) -> Result<RestoreSet, ApiError> {
+    let now = crate::store::now();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut fresh = |old: &str| {
+        ids.entry(old.to_string())
+            .or_insert_with(|| Uuid::now_v7().to_string())
+            .clone()
+    };
+    let bad = |field: String, m: String| ApiError::Validation(vec![FieldError::new(field, m)]);
+    let mut categories = Vec::new();
+    for (i, c) in b.categories.iter().enumerate() {
+        CategoryKind::parse(&c.kind).map_err(|m| bad(format!("categories[{i}].kind"), m))?;
+        categories.push(CategoryRow {
+            id: fresh(&c.id),
+            user_id: user_id.to_string(),
+            name: c.name.clone(),
+            parent_id: c.parent_id.as_deref().map(&mut fresh),
+            kind: c.kind.clone(),
+            color: c.color.clone(),
+            icon: c.icon.clone(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        });
+    }
+    let mut currencies: HashMap<String, Currency> = HashMap::new();
+    let mut accounts = Vec::new();
+    for (i, a) in b.accounts.iter().enumerate() {
+        let currency =
+            Currency::parse(&a.currency).map_err(|m| bad(format!("accounts[{i}].currency"), m))?;
+        AccountKind::parse(&a.kind).map_err(|m| bad(format!("accounts[{i}].kind"), m))?;
+        let opening = parse_minor(&a.opening_balance, currency)
+            .map_err(|e| bad(format!("accounts[{i}].opening_balance"), e.to_string()))?;
+        let id = fresh(&a.id);
+        currencies.insert(id.clone(), currency);
+        accounts.push(AccountRow {
+            id,
+            user_id: user_id.to_string(),
+            name: a.name.clone(),
+            kind: a.kind.clone(),
+            currency: currency.code().to_string(),
+            opening_balance: opening,
+            opening_date: a.opening_date,
+            number_hint: a.number_hint.clone(),
+            archived: a.archived,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        });
+    }
+    let known_categories: HashSet<String> = categories.iter().map(|c| c.id.clone()).collect();
+    let mut transactions = Vec::new();
+    for (i, t) in b.transactions.iter().enumerate() {
+        let account_id = fresh(&t.account_id);
+        let currency = *currencies.get(&account_id).ok_or_else(|| {
+            bad(
+                format!("transactions[{i}].account_id"),
+                "names no account of the backup".into(),
+            )
+        })?;
+        let amount = parse_minor(&t.amount, currency)
+            .map_err(|e| bad(format!("transactions[{i}].amount"), e.to_string()))?;
+        let foreign = match (&t.foreign_amount, &t.foreign_currency) {
+            (Some(a), Some(c)) => {
+                let c = Currency::parse(c)
+                    .map_err(|m| bad(format!("transactions[{i}].foreign_currency"), m))?;
+                Some((
+                    parse_minor(a, c).map_err(|e| {
+                        bad(format!("transactions[{i}].foreign_amount"), e.to_string())
+                    })?,
+                    c,
+                ))
+            }
+            _ => None,
+        };
+        let category_id = t
+            .category_id
+            .as_deref()
+            .map(&mut fresh)
+            .filter(|c| known_categories.contains(c));
+        transactions.push(TransactionRow {
+            id: Uuid::now_v7().to_string(),
+            user_id: user_id.to_string(),
+            account_id,
+            amount,
+            currency: currency.code().to_string(),
+            date: t.date,
+            occurred_at: t.occurred_at.map(|d| d.naive_utc()),
+            description: t.description.clone(),
+            merchant: t.merchant.clone(),
+            category_source: if category_id.is_some() {
+                t.category_source.clone()
+            } else {
+                "none".into()
+            },
+            category_id,
+            confidence: t.confidence,
+            tags: serde_json::to_string(&t.tags).map_err(ApiError::internal)?,
+            notes: t.notes.clone(),
+            transfer_id: t.transfer_id.as_deref().map(&mut fresh),
+            foreign_amount: foreign.map(|f| f.0),
+            foreign_currency: foreign.map(|f| f.1.code().to_string()),
+            source: t.source.clone(),
+            external_id: t.external_id.clone(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        });
+    }
+    let mut rates = Vec::new();
+    for (i, r) in b.exchange_rates.iter().enumerate() {
+        rates.push(RateInput {
+            base: Currency::parse(&r.base)
+                .map_err(|m| bad(format!("exchange_rates[{i}].base"), m))?,
+            quote: Currency::parse(&r.quote)
+                .map_err(|m| bad(format!("exchange_rates[{i}].quote"), m))?,
+            date: r.date,
+            rate: Rate::parse(&r.rate).map_err(|m| bad(format!("exchange_rates[{i}].rate"), m))?,
+        });
+    }
+    Ok(RestoreSet {
+        categories,
+        accounts,
+        transactions,
+        rates,
+    })
+}
+
+// ---- exports --------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    format: String,
+}
+
+fn attachment(name: String, content_type: &'static str, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(name)],
+        })
+        .body(body)
+}
+
+async fn export(
+    state: web::Data<AppState>,
+    AuthUser(who): AuthUser,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if !["csv", "ledger", "json"].contains(&query.format.as_str()) {
+        return Err(ApiError::validation(
+            "format",
+            "must be csv, ledger or json",
+        ));
+    }
+    // Ask the Ledger first: every write acknowledged before this point is in the database.
+    let accounts: Vec<AccountView> = ask(&state, who.user_id(), ListAccounts).await?;
+    let categories: Vec<CategoryView> = ask(&state, who.user_id(), ListCategories).await?;
+    let rates: Vec<RateInput> = ask(&state, who.user_id(), ListRates).await?;
+    let uid = who.user_id().to_string();
+    let rows = state
+        .db
+        .run(move |conn| q::all_transactions(conn, &uid))
+        .await?;
+    let stamp = Utc::now().format("%Y%m%d");
+    let format = query.format.clone();
+    let base = who.user.base_currency.clone();
+    let out = web::block(move || -> Result<Vec<u8>, ApiError> {
+        match format.as_str() {
+            "csv" => export_csv(&accounts, &categories, &rows),
+            "ledger" => export_journal(&accounts, &categories, rows),
+            _ => export_json(base, &accounts, &categories, &rows, &rates),
+        }
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(match query.format.as_str() {
+        "csv" => attachment(
+            format!("ledgerline-{stamp}.csv"),
+            "text/csv; charset=utf-8",
+            out,
+        ),
+        "ledger" => attachment(
+            format!("ledgerline-{stamp}.journal"),
+            "text/plain; charset=utf-8",
+            out,
+        ),
+        _ => attachment(format!("ledgerline-{stamp}.json"), "application/json", out),
+    })
+}
+
+fn category_paths(categories: &[CategoryView]) -> HashMap<String, String> {
+    let by_id: HashMap<&str, &CategoryView> =
+        categories.iter().map(|c| (c.id.as_str(), c)).collect();
+    categories
+        .iter()
+        .map(|c| {
+            let path = match c.parent_id.as_deref().and_then(|p| by_id.get(p)) {
+                Some(p) => format!("{}:{}", p.name, c.name),
+                None => c.name.clone(),
+            };
+            (c.id.clone(), path)
+        })
+        .collect()
+}
+
+fn export_csv(
+    accounts: &[AccountView],
+    categories: &[CategoryView],
+    rows: &[TransactionRow],
+) -> Result<Vec<u8>, ApiError> {
+    let names: HashMap<&str, &str> = accounts
+        .iter()
+        .map(|a| (a.id.as_str(), a.name.as_str()))
+        .collect();
+    let paths = category_paths(categories);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "id",
+        "date",
+        "account",
+        "amount",
+        "currency",
+        "description",
+        "merchant",
+        "category",
+        "tags",
+        "notes",
+        "transfer_id",
+        "external_id",
+    ];
+    w.write_record(header).map_err(ApiError::internal)?;
+    for r in rows {
+        let view = TransactionView::new(r);
+        let category = r
+            .category_id
+            .as_ref()
+            .and_then(|c| paths.get(c))
+            .map(String::as_str)
+            .unwrap_or("");
+        w.write_record([
+            view.id.as_str(),
+            &view.date.to_string(),
+            names.get(r.account_id.as_str()).copied().unwrap_or(""),
+            &view.amount,
+            &view.currency,
+            &view.description,
+            &view.merchant,
+            category,
+            &view.tags.join(","),
+            &view.notes,
+            view.transfer_id.as_deref().unwrap_or(""),
+            view.external_id.as_deref().unwrap_or(""),
+        ])
+        .map_err(ApiError::internal)?;
+    }
+    w.into_inner()
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))
+}
+
+fn export_journal(
+    accounts: &[AccountView],
+    categories: &[CategoryView],
+    rows: Vec<TransactionRow>,
+) -> Result<Vec<u8>, ApiError> {
+    let paths = category_paths(categories);
+    let journal_accounts: Vec<JournalAccount> = accounts
+        .iter()
+        .filter_map(|a| {
+            let currency = Currency::parse(&a.currency).ok()?;
+            Some(JournalAccount {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                kind: a.kind.clone(),
+                currency,
+                opening_balance_minor: parse_minor(&a.opening_balance, currency).ok()?,
+                opening_date: a.opening_date,
+            })
+        })
+        .collect();
+    let txns = rows.into_iter().map(|r| JournalTxn {
+        category_path: r.category_id.as_ref().and_then(|c| paths.get(c)).cloned(),
+        tags: serde_json::from_str(&r.tags).unwrap_or_default(),
+        payee: (!r.merchant.is_empty()).then(|| r.merchant.clone()),
+        notes: (!r.notes.is_empty()).then(|| r.notes.clone()),
+        id: r.id,
+        date: r.date,
+        description: r.description,
+        account_id: r.account_id,
+        amount_minor: r.amount,
+        transfer_id: r.transfer_id,
+    });
+    let mut out = Vec::new();
+    write_ledger_journal(&mut out, &journal_accounts, txns).map_err(ApiError::internal)?;
+    Ok(out)
+}
+
+fn export_json(
+    base: String,
+    accounts: &[AccountView],
+    categories: &[CategoryView],
+    rows: &[TransactionRow],
+    rates: &[RateInput],
+) -> Result<Vec<u8>, ApiError> {
+    let backup = Backup {
+        format: BACKUP_FORMAT.into(),
+        version: 1,
+        exported_at: Utc::now().to_rfc3339(),
+        base_currency: base,
+        accounts: accounts
+            .iter()
+            .map(|a| BackupAccount {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                kind: a.kind.clone(),
+                currency: a.currency.clone(),
+                opening_balance: a.opening_balance.clone(),
+                opening_date: a.opening_date,
+                number_hint: a.number_hint.clone(),
+                archived: a.archived,
+            })
+            .collect(),
+        categories: categories
+            .iter()
+            .map(|c| BackupCategory {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                parent_id: c.parent_id.clone(),
+                kind: c.kind.clone(),
+                color: c.color.clone(),
+                icon: c.icon.clone(),
+            })
+            .collect(),
+        transactions: rows
+            .iter()
+            .map(|r| {
+                let v = TransactionView::new(r);
+                BackupTransaction {
+                    id: v.id,
+                    account_id: v.account_id,
+                    amount: v.amount,
+                    date: v.date,
+                    occurred_at: v.occurred_at,
+                    description: v.description,
+                    merchant: v.merchant,
+                    category_id: v.category_id,
+                    category_source: v.category_source,
+                    confidence: v.confidence,
+                    tags: v.tags,
+                    notes: v.notes,
+                    transfer_id: v.transfer_id,
+                    foreign_amount: v.foreign_amount,
+                    foreign_currency: v.foreign_currency,
+                    source: v.source,
+                    external_id: v.external_id,
+                }
+            })
+            .collect(),
+        exchange_rates: rates
+            .iter()
+            .map(|r| BackupRate {
+                base: r.base.code().to_string(),
+                quote: r.quote.code().to_string(),
+                date: r.date,
+                rate: r.rate.to_string(),
+            })
+            .collect(),
+    };
+    serde_json::to_vec_pretty(&backup).map_err(ApiError::internal)
+}
