@@ -29,7 +29,7 @@ use crate::actors::ledger::{
 use crate::app::AppState;
 use crate::domain::export::{write_ledger_journal, JournalAccount, JournalTxn};
 use crate::domain::import::{
-    parse_csv, parse_ofx, parse_qif, CsvMapping, ImportedRow, Parsed, QifDateOrder,
+    parse_csv, parse_ofx, parse_qif, CsvMapping, ImportError, ImportedRow, Parsed, QifDateOrder,
 };
 use crate::domain::ledger::{AccountKind, CategoryKind, Rate, TxnSource};
 use crate::domain::money::parse_minor;
@@ -211,7 +211,12 @@ async fn import(
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::validation("file", e.to_string()))?;
+    .map_err(|e| match e {
+        ImportError::InvalidMapping { field, reason } => {
+            ApiError::validation(format!("mapping.{field}"), reason)
+        }
+        other => ApiError::validation("file", other.to_string()),
+    })?;
 
     let categories = ask(&state, who.user_id(), ListCategories).await?;
     let index = category_index(&categories);

@@ -1,0 +1,560 @@
+//! Imports and exports over HTTP: CSV/OFX/QIF with previews, deduplication and reports; CSV,
+//! ledger-journal (checked with hledger) and JSON-backup exports; backup restore.
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn, Backend, TestApp};
+use crate::ledger::{account, send, txn, user};
+use crate::on_both_backends;
+use ledgerline::domain::export::{journal_account_names, JournalAccount};
+use ledgerline::domain::money::parse_minor;
+use ledgerline::domain::Currency;
+
+on_both_backends!(
+    csv_import_previews_dedups_and_reports,
+    ofx_and_qif_imports,
+    bad_imports_are_clear_4xx,
+    ledger_export_balances_match_hledger,
+    json_backup_restores_into_an_empty_user,
+);
+
+const CSV: &str = "Date;Betrag;Text;Empfänger;Kategorie\n\
+01.10.2026;-1.234,56;Miete Oktober;Hausverwaltung;Rent\n\
+02.10.2026;-12,50;Kaffee;Bean Bar;Coffee\n\
+02.10.2026;-12,50;Kaffee;Bean Bar;Coffee\n\
+03.10.2026;3.000,00;Gehalt;ACME GmbH;Salary\n\
+kein datum;1,00;x;y;z\n";
+
+fn mapping() -> String {
+    json!({
+        "delimiter": ";", "date": "Date", "date_format": "%d.%m.%Y", "amount": "Betrag",
+        "decimal_separator": ",", "thousands_separator": ".", "description": "Text",
+        "payee": "Empfänger", "category": "Kategorie"
+    })
+    .to_string()
+}
+
+pub async fn upload(
+    app: &TestApp,
+    t: &str,
+    query: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> (u16, Value) {
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/imports?{query}")))
+        .bearer_auth(t)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn csv_import_previews_dedups_and_reports(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "csv@example.org").await;
+    let a = account(&app, &t, "Giro", "EUR", "0").await;
+    let q = format!("format=csv&account_id={a}&mapping={}", enc(&mapping()));
+
+    let (s, preview) = upload(
+        &app,
+        &t,
+        &format!("{q}&preview=true"),
+        CSV.as_bytes().to_vec(),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(preview["would_create"], 4);
+    assert_eq!(preview["report"]["samples"][0]["amount"], "-1234.56");
+    assert_eq!(preview["report"]["failed"][0]["line"], 6);
+    let (_, list) = send(&app, Method::GET, "/api/v1/transactions", &t, None).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "a preview writes nothing"
+    );
+
+    let (s, report) = upload(&app, &t, &q, CSV.as_bytes().to_vec(), "text/csv").await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["created"], 4, "two identical coffees stay two");
+    assert_eq!(report["rows_in_file"], 5);
+    assert_eq!(report["failed"].as_array().unwrap().len(), 1);
+    let (_, acct) = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/accounts/{a}"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(acct["balance"], "1740.44");
+
+    // Categories from the file are matched by name; the import is recorded in the event log.
+    let (_, list) = send(&app, Method::GET, "/api/v1/transactions?q=miete", &t, None).await;
+    assert!(list["items"][0]["category_id"].is_string());
+    assert_eq!(list["items"][0]["source"], "import");
+    assert_eq!(list["items"][0]["merchant"], "Hausverwaltung");
+
+    // The same file again: everything is a duplicate.
+    let (s, again) = upload(&app, &t, &q, CSV.as_bytes().to_vec(), "text/csv").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (
+            again["created"].as_u64(),
+            again["skipped_duplicates"].as_u64()
+        ),
+        (Some(0), Some(4))
+    );
+    // A file with one more row adds only that row.
+    let more = format!("{CSV}04.10.2026;-5,00;Brot;Bäcker;\n");
+    let (_, third) = upload(&app, &t, &q, more.into_bytes(), "text/csv").await;
+    assert_eq!(
+        (
+            third["created"].as_u64(),
+            third["skipped_duplicates"].as_u64()
+        ),
+        (Some(1), Some(4))
+    );
+
+    let uid = app.login("csv@example.org", crate::helpers::PASSWORD).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kinds: Vec<String> = app
+        .state
+        .db
+        .run(move |conn| {
+            Ok(ledgerline::store::ledger::events_after(conn, &uid, 0, 100)?
+                .into_iter()
+                .map(|e| e.kind)
+                .collect())
+        })
+        .await
+        .unwrap();
+    assert!(
+        kinds.iter().filter(|k| *k == "import.completed").count() == 2,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"import.progress".to_string()));
+}
+
+const OFX: &str = "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>USD\n\
+<BANKACCTFROM><BANKID>123<ACCTID>987654<ACCTTYPE>CHECKING</BANKACCTFROM><BANKTRANLIST>\n\
+<STMTTRN><TRNTYPE>DEBIT<DTPOSTED>20261005120000[-5:EST]<TRNAMT>-42.10<FITID>A1<NAME>GROCERY MART</STMTTRN>\n\
+<STMTTRN><TRNTYPE>CREDIT<DTPOSTED>20261006<TRNAMT>1000.00<FITID>A2<NAME>PAYROLL<MEMO>October</STMTTRN>\n\
+</BANKTRANLIST></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>\n";
+
+const QIF: &str = "!Type:Bank\nD10/07/2026\nT-1,250.00\nPLandlord\nLHousing:Rent\n^\nD10/08/2026\nT-30.00\nPCorner Shop\nMsnacks\n^\n";
+
+async fn ofx_and_qif_imports(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "ofx@example.org").await;
+    let a = account(&app, &t, "US Checking", "USD", "0").await;
+    let (s, r) = upload(
+        &app,
+        &t,
+        &format!("format=ofx&account_id={a}"),
+        OFX.as_bytes().to_vec(),
+        "application/x-ofx",
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["created"], 2);
+    let (s, r) = upload(
+        &app,
+        &t,
+        &format!("format=ofx&account_id={a}"),
+        OFX.as_bytes().to_vec(),
+        "application/x-ofx",
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["skipped_duplicates"], 2, "FITIDs already imported");
+    let (s, r) = upload(
+        &app,
+        &t,
+        &format!("format=qif&account_id={a}"),
+        QIF.as_bytes().to_vec(),
+        "application/qif",
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["created"], 2);
+    let (_, acct) = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/accounts/{a}"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(acct["balance"], "-322.10");
+    let (_, rent) = send(
+        &app,
+        Method::GET,
+        "/api/v1/transactions?q=landlord",
+        &t,
+        None,
+    )
+    .await;
+    assert!(
+        rent["items"][0]["category_id"].is_string(),
+        "Housing:Rent matched"
+    );
+    // An OFX statement in another currency than the account is refused row by row.
+    let eur = account(&app, &t, "Euro", "EUR", "0").await;
+    let (_, r) = upload(
+        &app,
+        &t,
+        &format!("format=ofx&account_id={eur}"),
+        OFX.as_bytes().to_vec(),
+        "application/x-ofx",
+    )
+    .await;
+    assert_eq!(r["created"], 0);
+    assert_eq!(r["failed"].as_array().unwrap().len(), 2);
+}
+
+async fn bad_imports_are_clear_4xx(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "badimp@example.org").await;
+    let a = account(&app, &t, "A", "EUR", "0").await;
+    let other = user(&app, "other@example.org").await;
+    let foreign = account(&app, &other, "B", "EUR", "0").await;
+    let cases = [
+        (format!("format=xls&account_id={a}"), "format"),
+        ("format=csv".to_string(), "account_id"),
+        (format!("format=csv&account_id={foreign}"), "account_id"),
+        (format!("format=csv&account_id={a}"), "mapping"),
+        (
+            format!(
+                "format=csv&account_id={a}&mapping={}",
+                enc(r#"{"date":"Nope","amount":"Betrag","description":"Text"}"#)
+            ),
+            "file",
+        ),
+        (
+            format!(
+                "format=csv&account_id={a}&mapping={}",
+                enc(r#"{"date":"Date","amount":"Betrag","debit":"Betrag","description":"Text"}"#)
+            ),
+            "mapping.amount",
+        ),
+        (
+            format!(
+                "format=csv&account_id={a}&mapping={}",
+                enc(r#"{"date": 5, "amount": true}"#)
+            ),
+            "mapping.amount",
+        ),
+        (format!("format=ofx&account_id={a}"), "file"),
+        (
+            format!("format=qif&account_id={a}&date_order=sideways"),
+            "date_order",
+        ),
+    ];
+    for (query, field) in cases {
+        let (s, body) = upload(&app, &t, &query, CSV.as_bytes().to_vec(), "text/csv").await;
+        assert_eq!(s, 422, "{query}: {body}");
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    let (s, body) = upload(
+        &app,
+        &t,
+        &format!("format=ofx&account_id={a}"),
+        vec![0x50, 0x4b, 3, 4, 0, 0, 1, 2],
+        "application/zip",
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    let (s, _) = upload(
+        &app,
+        &t,
+        "format=json",
+        b"{\"format\": \"something else\", \"version\": 1}".to_vec(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(s, 422);
+}
+
+/// Balances per journal account and commodity, as hledger computes them.
+fn hledger_balances(journal: &str) -> Option<Vec<(String, String, String)>> {
+    if Command::new("hledger").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "hledger must be installed in CI (.ci/run does it)"
+        );
+        eprintln!("hledger is not installed: checking the journal's text only");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.journal");
+    std::fs::write(&path, journal).unwrap();
+    let out = Command::new("hledger")
+        .args([
+            "-f",
+            path.to_str().unwrap(),
+            "bal",
+            "--flat",
+            "-E",
+            "-N",
+            "--layout=bare",
+            "-O",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hledger failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    Some(
+        reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (r[0].to_string(), r[1].to_string(), r[2].to_string())
+            })
+            .collect(),
+    )
+}
+
+async fn ledger_export_balances_match_hledger(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "journal@example.org").await;
+    let eur = account(&app, &t, "Giro: main", "EUR", "1000.00").await;
+    let usd = account(&app, &t, "Dollars", "USD", "50.00").await;
+    let jpy = account(&app, &t, "Yen", "JPY", "10000").await;
+    let bhd = account(&app, &t, "Dinar", "BHD", "1.250").await;
+    let (_, cats) = send(&app, Method::GET, "/api/v1/categories", &t, None).await;
+    let groceries = cats["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Groceries")
+        .unwrap()["id"]
+        .clone();
+    txn(&app, &t, &eur, "-45.67", json!({ "category_id": groceries, "merchant": "Market; Inc", "notes": "weekly\nshop", "tags": ["food"] })).await;
+    txn(
+        &app,
+        &t,
+        &eur,
+        "12.00",
+        json!({ "category_id": groceries, "description": "refund" }),
+    )
+    .await;
+    txn(&app, &t, &jpy, "-1234", json!({})).await;
+    txn(&app, &t, &bhd, "-0.125", json!({})).await;
+    txn(&app, &t, &usd, "2500.00", json!({ "description": "pay" })).await;
+    let (s, _) = send(&app, Method::POST, "/api/v1/transfers", &t, Some(json!({ "from_account_id": eur, "to_account_id": usd, "amount": "100.00", "to_amount": "108.42" }))).await;
+    assert_eq!(s, 201);
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/transfers",
+        &t,
+        Some(json!({ "from_account_id": usd, "to_account_id": usd.clone(), "amount": "1.00" })),
+    )
+    .await;
+    assert_eq!(s, 422);
+
+    let r = app
+        .client
+        .get(app.url("/api/v1/exports?format=ledger"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains(".journal"));
+    let journal = r.text().await.unwrap();
+
+    let (_, accounts) = send(&app, Method::GET, "/api/v1/accounts", &t, None).await;
+    let accounts = accounts["items"].as_array().unwrap().clone();
+    let journal_accounts: Vec<JournalAccount> = accounts
+        .iter()
+        .map(|a| {
+            let currency = Currency::parse(a["currency"].as_str().unwrap()).unwrap();
+            JournalAccount {
+                id: a["id"].as_str().unwrap().to_string(),
+                name: a["name"].as_str().unwrap().to_string(),
+                kind: a["kind"].as_str().unwrap().to_string(),
+                currency,
+                opening_balance_minor: parse_minor(
+                    a["opening_balance"].as_str().unwrap(),
+                    currency,
+                )
+                .unwrap(),
+                opening_date: a["opening_date"].as_str().unwrap().parse().unwrap(),
+            }
+        })
+        .collect();
+    let names = journal_account_names(&journal_accounts);
+    for name in &names {
+        assert!(
+            journal.contains(name.as_str()),
+            "{name} missing from the journal"
+        );
+    }
+    let Some(balances) = hledger_balances(&journal) else {
+        return;
+    };
+    for (a, name) in accounts.iter().zip(&names) {
+        let currency = Currency::parse(a["currency"].as_str().unwrap()).unwrap();
+        let ours = parse_minor(a["balance"].as_str().unwrap(), currency).unwrap();
+        let theirs = balances
+            .iter()
+            .find(|(acct, commodity, _)| acct == name && commodity == currency.code())
+            .map(|(_, _, amount)| {
+                let number = amount
+                    .split_whitespace()
+                    .find(|p| p.chars().any(|c| c.is_ascii_digit()))
+                    .unwrap_or("0");
+                parse_minor(number, currency).unwrap()
+            })
+            .unwrap_or(0);
+        assert_eq!(
+            ours, theirs,
+            "{name}: ours {} vs hledger {balances:?}",
+            a["balance"]
+        );
+    }
+}
+
+async fn json_backup_restores_into_an_empty_user(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "backup@example.org").await;
+    let eur = account(&app, &t, "Main", "EUR", "10.00").await;
+    let jpy = account(&app, &t, "Yen", "JPY", "0").await;
+    let (_, cats) = send(&app, Method::GET, "/api/v1/categories", &t, None).await;
+    let coffee = cats["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Coffee")
+        .unwrap()["id"]
+        .clone();
+    txn(
+        &app,
+        &t,
+        &eur,
+        "-3.20",
+        json!({ "category_id": coffee, "tags": ["morning"] }),
+    )
+    .await;
+    send(&app, Method::POST, "/api/v1/transfers", &t, Some(json!({ "from_account_id": eur, "to_account_id": jpy, "amount": "5.00", "to_amount": "800" }))).await;
+    send(&app, Method::PUT, "/api/v1/exchange-rates", &t, Some(json!({ "rates": [{ "base": "EUR", "quote": "JPY", "date": "2026-01-01", "rate": "160.5" }] }))).await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/exports?format=json"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let backup = r.bytes().await.unwrap().to_vec();
+    let csv = app
+        .client
+        .get(app.url("/api/v1/exports?format=csv"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 4, "header + 3 rows: {csv}");
+
+    // Into a new user: same balances, same transactions, same categories, same rates.
+    let t2 = user(&app, "restored@example.org").await;
+    let (s, r) = upload(&app, &t2, "format=json", backup.clone(), "application/json").await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["transactions"], 3);
+    let strip = |v: Value| -> Vec<(String, String)> {
+        let mut out: Vec<_> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_string(),
+                    a["balance"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let (_, before) = send(&app, Method::GET, "/api/v1/accounts", &t, None).await;
+    let (_, after) = send(&app, Method::GET, "/api/v1/accounts", &t2, None).await;
+    assert_eq!(strip(before), strip(after));
+    let (_, list) = send(&app, Method::GET, "/api/v1/transactions?q=", &t2, None).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let transfer_legs: Vec<_> = items
+        .iter()
+        .filter(|i| i["transfer_id"].is_string())
+        .collect();
+    assert_eq!(transfer_legs.len(), 2);
+    assert_eq!(
+        transfer_legs[0]["transfer_id"],
+        transfer_legs[1]["transfer_id"]
+    );
+    let coffee_row = items
+        .iter()
+        .find(|i| i["tags"] == json!(["morning"]))
+        .unwrap();
+    let (_, cats2) = send(&app, Method::GET, "/api/v1/categories", &t2, None).await;
+    let name = cats2["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == coffee_row["category_id"])
+        .unwrap()["name"]
+        .clone();
+    assert_eq!(name, "Coffee");
+    assert_eq!(
+        cats2["items"].as_array().unwrap().len(),
+        cats["items"].as_array().unwrap().len()
+    );
+    let (_, rates) = send(&app, Method::GET, "/api/v1/exchange-rates", &t2, None).await;
+    assert_eq!(rates["items"][0]["rate"], "160.5");
+    // Not into a user who already has accounts.
+    let (s, _) = upload(&app, &t2, "format=json", backup, "application/json").await;
+    assert_eq!(s, 409);
+}
