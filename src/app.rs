@@ -32,9 +32,15 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let settings = Arc::new(settings);
+/// The process without HTTP: storage, the writer, the actor system and the identity service.
+/// The server and the command-line tools (`seed demo`) both start from here.
+pub struct Services {
+    pub identity: Identity,
+    pub db: Db,
+}
+
+impl Services {
+    pub async fn start(settings: &Settings) -> anyhow::Result<Services> {
         let (db, applied) = {
             let url = settings.database.clone();
             let pool_size = settings.db_pool_size;
@@ -71,7 +77,7 @@ impl Application {
                 Directory::new(db, writer, ledger_threads)
             })
         };
-        let limits = RateLimits::new(&settings);
+        let limits = RateLimits::new(settings);
         let identity = Identity::new(
             db.clone(),
             hasher,
@@ -91,14 +97,36 @@ impl Application {
                 .map_err(|e| anyhow::anyhow!("creating the bootstrap admin: {e}"))?;
         }
 
+        let housekeeping_db = db.clone();
         actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(Duration::from_secs(60));
+            let mut minutes: u64 = 0;
             loop {
                 tick.tick().await;
                 limits.forget_idle();
+                // Idempotency keys are kept 48 h (the promise is at least 24 h).
+                if minutes % 60 == 0 {
+                    let before = crate::store::now() - chrono::Duration::hours(48);
+                    match housekeeping_db
+                        .run(move |conn| crate::store::ledger::prune_idempotency(conn, before))
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(pruned = n, "old idempotency keys removed"),
+                        Err(e) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+                    }
+                }
+                minutes += 1;
             }
         });
+        Ok(Services { identity, db })
+    }
+}
 
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let Services { identity, db } = Services::start(&settings).await?;
         let state = web::Data::new(AppState {
             identity,
             db,

@@ -37,11 +37,29 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Fill the database with example data.
+    Seed {
+        #[command(subcommand)]
+        command: SeedCommand,
+    },
     /// Exit 0 when the server at URL answers /healthz (for container health checks).
     #[command(hide = true)]
     Healthcheck {
         #[arg(long, default_value = "127.0.0.1:8080")]
         address: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SeedCommand {
+    /// A demo user with twelve months of realistic transactions over several accounts and
+    /// currencies; prints the user's password.
+    Demo {
+        #[arg(long, default_value = "demo@ledgerline.local")]
+        email: String,
+        /// How many months of history, ending this month.
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=120))]
+        months: u32,
     },
 }
 
@@ -93,6 +111,9 @@ pub fn main() -> ExitCode {
                     timezone,
                 },
         } => create_user(&settings, &email, admin, &name, &base_currency, &timezone),
+        Command::Seed {
+            command: SeedCommand::Demo { email, months },
+        } => seed_demo(&settings, &email, months),
         Command::Healthcheck { .. } => Ok(()),
     };
     match result {
@@ -176,6 +197,15 @@ fn create_user(
             other => other.into(),
         })?;
     println!("created {} {} ({})", row.role, row.email, row.id);
+    Ok(())
+}
+
+fn seed_demo(settings: &Settings, email: &str, months: u32) -> anyhow::Result<()> {
+    let seeded = crate::seed::demo(settings, email, months)?;
+    println!(
+        "demo user {} created with {} accounts and {} transactions\npassword: {}",
+        seeded.email, seeded.accounts, seeded.transactions, seeded.password
+    );
     Ok(())
 }
 

@@ -13,43 +13,30 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::json;
-use crate::actors::directory::LedgerFor;
+use crate::actors::directory::ask_ledger;
 use crate::actors::ledger::{IdempotencyKey, Ledger, Reply};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::identity::Principal;
 use crate::store::ledger as q;
 
-/// Send a message to the user's Ledger, starting it if needed. A Ledger that stopped between
-/// the lookup and the send (idle, failure) did not take the message, so it is sent again to the
-/// fresh one.
+/// Send a message to the user's Ledger (see [`ask_ledger`]), mapping mailbox failures to 503.
 pub async fn ask<M>(state: &AppState, user_id: Uuid, msg: M) -> Result<M::Result, ApiError>
 where
     M: Message + Send + Clone + 'static,
     M::Result: Send + 'static,
     Ledger: Handler<M>,
 {
-    let directory = state.identity.directory();
-    let mut last = None;
-    for _ in 0..3 {
-        let ledger = directory
-            .send(LedgerFor { user_id })
-            .await
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("directory unreachable: {e}")))?;
-        match ledger.send(msg.clone()).await {
-            Ok(answer) => return Ok(answer),
-            Err(e @ MailboxError::Closed) => last = Some(e),
-            Err(e @ MailboxError::Timeout) => {
-                return Err(ApiError::Unavailable(format!(
-                    "The ledger did not answer in time ({e}); try again."
-                )))
+    ask_ledger(state.identity.directory(), user_id, msg)
+        .await
+        .map_err(|e| match e {
+            MailboxError::Timeout => {
+                ApiError::Unavailable("The ledger did not answer in time; try again.".into())
             }
-        }
-    }
-    Err(ApiError::Unavailable(format!(
-        "The ledger is restarting; try again. ({})",
-        last.map(|e| e.to_string()).unwrap_or_default()
-    )))
+            MailboxError::Closed => {
+                ApiError::Unavailable("The ledger is restarting; try again.".into())
+            }
+        })
 }
 
 /// A Ledger reply as an HTTP response.

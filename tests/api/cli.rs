@@ -198,3 +198,88 @@ async fn zero_config_start_and_user_create() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
+
+/// `ledgerline seed demo`: a user with accounts in several currencies and months of data, who
+/// can sign in with the printed password.
+#[actix_web::test]
+async fn seed_demo_creates_a_usable_demo_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ledgerline()
+        .current_dir(dir.path())
+        .args(["seed", "demo", "--months", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("the password is printed")
+        .to_string();
+    let app = ledgerline::app::Application::build(
+        ledgerline::config::Config {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().join("data"),
+            ..ledgerline::config::Config::default()
+        }
+        .validate()
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": "demo@ledgerline.local", "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"]
+        .as_str()
+        .expect("demo user signs in")
+        .to_string();
+    let accounts: serde_json::Value = client
+        .get(format!("{base}/api/v1/accounts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let currencies: std::collections::HashSet<&str> = accounts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["currency"].as_str().unwrap())
+        .collect();
+    assert!(currencies.len() >= 3, "{currencies:?}");
+    let page: serde_json::Value = client
+        .get(format!("{base}/api/v1/transactions?limit=500"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(page["items"].as_array().unwrap().len() > 60);
+    let again = ledgerline()
+        .current_dir(dir.path())
+        .args(["seed", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "seeding twice refuses: the user exists"
+    );
+}

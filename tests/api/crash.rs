@@ -37,19 +37,29 @@ fn start(data_dir: &Path, database_url: Option<&str>) -> Server {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(at) = line.find("http://127.0.0.1:") {
-                let port: String = line[at + 17..].chars().take_while(char::is_ascii_digit).collect();
+                let port: String = line[at + 17..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
                 let _ = tx.send(port);
             }
         }
     });
-    let port = rx.recv_timeout(Duration::from_secs(60)).expect("server announced its port");
+    let port = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server announced its port");
     Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
     }
 }
 
-async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Option<(u16, Value)> {
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> Option<(u16, Value)> {
     let mut req = client.post(url).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -61,7 +71,12 @@ async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: 
 }
 
 fn minor(amount: &str) -> i64 {
-    let v: i64 = amount.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap();
+    let v: i64 = amount
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
     if amount.starts_with('-') {
         -v
     } else {
@@ -76,7 +91,14 @@ async fn kill_mid_load(database_url: Option<&str>) {
     let mut users = Vec::new();
     for i in 0..4 {
         let email = format!("crash{i}@example.org");
-        let (s, reg) = post(&client, format!("{}/api/v1/auth/register", server.base), None, json!({ "email": email, "password": PASSWORD, "base_currency": "EUR" })).await.unwrap();
+        let (s, reg) = post(
+            &client,
+            format!("{}/api/v1/auth/register", server.base),
+            None,
+            json!({ "email": email, "password": PASSWORD, "base_currency": "EUR" }),
+        )
+        .await
+        .unwrap();
         assert_eq!(s, 201, "{reg}");
         let token = reg["access_token"].as_str().unwrap().to_string();
         let (s, acct) = post(&client, format!("{}/api/v1/accounts", server.base), Some(&token), json!({ "name": "Main", "kind": "checking", "currency": "EUR", "opening_balance": "100.00" })).await.unwrap();
@@ -88,11 +110,24 @@ async fn kill_mid_load(database_url: Option<&str>) {
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut writers = Vec::new();
     for (u, (email, account)) in users.iter().enumerate() {
-        let (s, login) = post(&client, format!("{}/api/v1/auth/login", server.base), None, json!({ "email": email, "password": PASSWORD })).await.unwrap();
+        let (s, login) = post(
+            &client,
+            format!("{}/api/v1/auth/login", server.base),
+            None,
+            json!({ "email": email, "password": PASSWORD }),
+        )
+        .await
+        .unwrap();
         assert_eq!(s, 200);
         let token = login["access_token"].as_str().unwrap().to_string();
         for w in 0..4 {
-            let (client, base, token, account, acked) = (client.clone(), server.base.clone(), token.clone(), account.clone(), acked.clone());
+            let (client, base, token, account, acked) = (
+                client.clone(),
+                server.base.clone(),
+                token.clone(),
+                account.clone(),
+                acked.clone(),
+            );
             writers.push(actix_web::rt::spawn(async move {
                 for n in 0..10_000 {
                     let amount = format!("-{}.{:02}", u + 1, (w * 7 + n) % 100);
@@ -124,29 +159,67 @@ async fn kill_mid_load(database_url: Option<&str>) {
     let mut server = start(dir.path(), database_url);
     let mut found = 0;
     for (email, account) in &users {
-        let (_, login) = post(&client, format!("{}/api/v1/auth/login", server.base), None, json!({ "email": email, "password": PASSWORD })).await.unwrap();
+        let (_, login) = post(
+            &client,
+            format!("{}/api/v1/auth/login", server.base),
+            None,
+            json!({ "email": email, "password": PASSWORD }),
+        )
+        .await
+        .unwrap();
         let token = login["access_token"].as_str().unwrap().to_string();
         let mut listed: Vec<Value> = Vec::new();
         let mut cursor = String::new();
         loop {
-            let page: Value = client.get(format!("{}/api/v1/transactions?limit=500{cursor}", server.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+            let page: Value = client
+                .get(format!(
+                    "{}/api/v1/transactions?limit=500{cursor}",
+                    server.base
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             listed.extend(page["items"].as_array().unwrap().iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = format!("&cursor={c}"),
                 None => break,
             }
         }
-        let ids: std::collections::HashSet<&str> = listed.iter().map(|t| t["id"].as_str().unwrap()).collect();
+        let ids: std::collections::HashSet<&str> =
+            listed.iter().map(|t| t["id"].as_str().unwrap()).collect();
         for (id, _) in &acked {
             if ids.contains(id.as_str()) {
                 found += 1;
             }
         }
-        let acct: Value = client.get(format!("{}/api/v1/accounts/{account}", server.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-        let sum: i64 = listed.iter().map(|t| minor(t["amount"].as_str().unwrap())).sum();
-        assert_eq!(minor(acct["balance"].as_str().unwrap()), 10_000 + sum, "{email}: balance is opening + transactions");
+        let acct: Value = client
+            .get(format!("{}/api/v1/accounts/{account}", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sum: i64 = listed
+            .iter()
+            .map(|t| minor(t["amount"].as_str().unwrap()))
+            .sum();
+        assert_eq!(
+            minor(acct["balance"].as_str().unwrap()),
+            10_000 + sum,
+            "{email}: balance is opening + transactions"
+        );
     }
-    assert_eq!(found, acked.len(), "every acknowledged transaction survived the kill");
+    assert_eq!(
+        found,
+        acked.len(),
+        "every acknowledged transaction survived the kill"
+    );
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
@@ -158,7 +231,9 @@ async fn kill_9_loses_no_acknowledged_write_on_sqlite() {
 
 #[actix_web::test]
 async fn kill_9_loses_no_acknowledged_write_on_postgres() {
-    let Some(admin) = postgres_admin_url() else { return };
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
     let db = PgDatabase::create(&admin);
     kill_mid_load(Some(&db.url)).await;
 }

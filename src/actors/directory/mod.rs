@@ -21,6 +21,30 @@ use crate::identity::{Principal, UserView};
 use crate::store::writer::Writer;
 use crate::store::Db;
 
+/// Send a message to a user's Ledger, starting it if needed. A Ledger that stopped between the
+/// lookup and the send (idle, failure) did not take the message, so it goes to the fresh one.
+pub async fn ask_ledger<M>(
+    directory: &Addr<Directory>,
+    user_id: Uuid,
+    msg: M,
+) -> Result<M::Result, actix::MailboxError>
+where
+    M: actix::Message + Send + Clone + 'static,
+    M::Result: Send + 'static,
+    Ledger: actix::Handler<M>,
+{
+    let mut last = actix::MailboxError::Closed;
+    for _ in 0..3 {
+        let ledger = directory.send(LedgerFor { user_id }).await?;
+        match ledger.send(msg.clone()).await {
+            Ok(answer) => return Ok(answer),
+            Err(e @ actix::MailboxError::Closed) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
 /// Entries unused for this long are dropped; they are reloaded on the next request.
 const IDLE_EVICTION: Duration = Duration::from_secs(15 * 60);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
