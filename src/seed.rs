@@ -28,9 +28,12 @@ pub struct Seeded {
     pub accounts: usize,
 }
 
+/// (from account, to account, amount, amount arriving if another currency, date, text)
+type PlannedTransfer = (usize, usize, i64, Option<i64>, NaiveDate, &'static str);
+
 struct Plan {
     rows: Vec<(usize, ImportRow)>,
-    transfers: Vec<(usize, usize, i64, Option<i64>, NaiveDate, &'static str)>,
+    transfers: Vec<PlannedTransfer>,
     rates: Vec<(Currency, Currency, NaiveDate, &'static str)>,
 }
 

@@ -177,7 +177,11 @@ impl Summary {
             None => "unknown".to_string(),
         };
         let machine = match (self.machine_busy_cores, self.machine_cores) {
-            (Some(busy), Some(all)) => format!("{busy:.2} of {all:.0} cores busy"),
+            (Some(busy), Some(all)) => {
+                let others =
+                    busy - self.client_cores.unwrap_or(0.0) - self.server_cores.unwrap_or(0.0);
+                format!("{busy:.2} of {all:.0} cores busy ({others:.2} by other processes)")
+            }
             _ => "unknown".to_string(),
         };
         out.push_str(&format!(
