@@ -4,16 +4,18 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Arbiter, Supervisor};
+use actix::{Actor, Addr, Arbiter, Supervisor};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use crate::actors::directory::Directory;
+use crate::actors::hub::Hub;
 use crate::config::Settings;
 use crate::domain::{Email, Password};
 use crate::http;
+use crate::http::ws::Tickets;
 use crate::identity::{Hasher, Identity, RateLimits, SigningKey, Tokens};
 use crate::store::writer::Writer;
 use crate::store::Db;
@@ -22,6 +24,8 @@ use crate::store::Db;
 pub struct AppState {
     pub identity: Identity,
     pub db: Db,
+    pub hub: Addr<Hub>,
+    pub tickets: Tickets,
     pub settings: Arc<Settings>,
     pub started_at: Instant,
 }
@@ -37,6 +41,7 @@ pub struct Application {
 pub struct Services {
     pub identity: Identity,
     pub db: Db,
+    pub hub: Addr<Hub>,
 }
 
 impl Services {
@@ -71,10 +76,11 @@ impl Services {
         let ledger_threads: Vec<_> = (0..settings.workers.max(1))
             .map(|_| Arbiter::new().handle())
             .collect();
+        let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), |_| Hub::default());
         let directory = {
-            let db = db.clone();
+            let (db, hub) = (db.clone(), hub.clone());
             Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-                Directory::new(db, writer, ledger_threads)
+                Directory::new(db, writer, Some(hub), ledger_threads)
             })
         };
         let limits = RateLimits::new(settings);
@@ -83,6 +89,7 @@ impl Services {
             hasher,
             tokens,
             directory,
+            hub.clone(),
             limits.clone(),
             settings.refresh_token_ttl,
         );
@@ -119,17 +126,19 @@ impl Services {
                 minutes += 1;
             }
         });
-        Ok(Services { identity, db })
+        Ok(Services { identity, db, hub })
     }
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
-        let Services { identity, db } = Services::start(&settings).await?;
+        let Services { identity, db, hub } = Services::start(&settings).await?;
         let state = web::Data::new(AppState {
             identity,
             db,
+            hub,
+            tickets: Tickets::default(),
             settings: settings.clone(),
             started_at: Instant::now(),
         });

@@ -84,6 +84,15 @@ pub struct Config {
     pub rate_limit_login_per_account: RateLimit,
     pub rate_limit_register_per_ip: RateLimit,
     pub rate_limit_refresh_per_ip: RateLimit,
+    /// Browser origins allowed to open WebSockets (e.g. `https://app.example.org`); requests
+    /// without an Origin (native apps) and same-origin requests are always allowed.
+    pub ws_allowed_origins: Vec<String>,
+    /// Events waiting for a WebSocket client before it is closed as too slow.
+    pub ws_queue: usize,
+    #[serde(with = "humantime_serde")]
+    pub ws_heartbeat: Duration,
+    #[serde(with = "humantime_serde")]
+    pub ws_client_timeout: Duration,
     /// Bootstrap admin: created at start when no user has this email.
     pub admin_email: Option<String>,
     #[serde(serialize_with = "mask_secret")]
@@ -122,6 +131,10 @@ impl Default for Config {
             rate_limit_login_per_account: RateLimit::new(50, Duration::from_secs(15 * 60)),
             rate_limit_register_per_ip: RateLimit::new(10, Duration::from_secs(3600)),
             rate_limit_refresh_per_ip: RateLimit::new(120, Duration::from_secs(60)),
+            ws_allowed_origins: Vec::new(),
+            ws_queue: 1024,
+            ws_heartbeat: Duration::from_secs(15),
+            ws_client_timeout: Duration::from_secs(45),
             admin_email: None,
             admin_password: None,
         }
@@ -275,6 +288,10 @@ pub struct Settings {
     pub rate_limit_login_per_account: RateLimit,
     pub rate_limit_register_per_ip: RateLimit,
     pub rate_limit_refresh_per_ip: RateLimit,
+    pub ws_allowed_origins: Vec<String>,
+    pub ws_queue: usize,
+    pub ws_heartbeat: Duration,
+    pub ws_client_timeout: Duration,
     pub admin_email: Option<String>,
     pub admin_password: Option<SecretString>,
     /// The effective configuration with secrets masked, for the log and the admin page.
@@ -353,6 +370,30 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", format!("`{}`: {e}", self.log_level)))?;
+        if !(2..=1_000_000).contains(&self.ws_queue) {
+            return Err(invalid("ws_queue", "must be between 2 and 1000000"));
+        }
+        if self.ws_heartbeat < Duration::from_millis(100)
+            || self.ws_client_timeout <= self.ws_heartbeat
+        {
+            return Err(invalid(
+                "ws_client_timeout",
+                "must be longer than ws_heartbeat (at least 100ms)",
+            ));
+        }
+        for origin in &self.ws_allowed_origins {
+            if url::Url::parse(origin)
+                .map(|u| u.origin().ascii_serialization())
+                .ok()
+                .as_deref()
+                != Some(origin.trim_end_matches('/'))
+            {
+                return Err(invalid(
+                    "ws_allowed_origins",
+                    format!("`{origin}` is not an origin such as https://app.example.org"),
+                ));
+            }
+        }
         if self.admin_email.is_some() != self.admin_password.is_some() {
             return Err(invalid(
                 "admin_email",
@@ -397,6 +438,10 @@ impl Config {
             rate_limit_login_per_account: self.rate_limit_login_per_account,
             rate_limit_register_per_ip: self.rate_limit_register_per_ip,
             rate_limit_refresh_per_ip: self.rate_limit_refresh_per_ip,
+            ws_allowed_origins: self.ws_allowed_origins.clone(),
+            ws_queue: self.ws_queue,
+            ws_heartbeat: self.ws_heartbeat,
+            ws_client_timeout: self.ws_client_timeout,
             admin_email: self.admin_email.clone(),
             admin_password: self.admin_password.clone(),
             display: self,

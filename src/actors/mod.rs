@@ -5,5 +5,9 @@
 //! |---|---|---|
 //! | [`directory::Directory`] | process | who each user is, their security stamp and live sessions (cached for token checks) |
 //! | [`ledger::Ledger`] | active user | the only writer of the user's data; balances, aggregates and rates in memory |
+//! | [`hub::Hub`] | process | user → live WebSocket sessions; fans committed events out |
+//! | [`ws_session::WsSession`] | connection | one client: snapshot, replay, live events, heartbeat |
 pub mod directory;
+pub mod hub;
 pub mod ledger;
+pub mod ws_session;

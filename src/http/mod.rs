@@ -15,6 +15,7 @@ pub mod rates;
 pub mod reports;
 pub mod telemetry;
 pub mod transactions;
+pub mod ws;
 
 use actix_web::web;
 
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(rates::configure)
             .configure(reports::configure)
             .configure(imports::configure)
+            .configure(ws::configure)
             .default_service(web::to(not_found)),
     )
     .default_service(web::to(not_found));

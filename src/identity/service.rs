@@ -13,6 +13,7 @@ use super::model::{Principal, SessionView, TokenPair, UserView};
 use super::passwords::Hasher;
 use super::tokens::{hash_refresh_token, new_refresh_token, Tokens};
 use crate::actors::directory::{Directory, Forget, Retire};
+use crate::actors::hub::{Hub, Revoke};
 use crate::domain::{Currency, DisplayName, Email, Locale, Password, Role, TimeZone};
 use crate::error::ApiError;
 use crate::store::sessions::{self, SessionRow};
@@ -73,6 +74,7 @@ enum RefreshOutcome {
     Ended,
     Reused {
         user_id: String,
+        session_id: String,
     },
     Rotated {
         user: Box<UserRow>,
@@ -100,6 +102,7 @@ pub struct Identity {
     hasher: Hasher,
     tokens: Arc<Tokens>,
     directory: Addr<Directory>,
+    hub: Addr<Hub>,
     limits: RateLimits,
     refresh_ttl: Duration,
 }
@@ -110,6 +113,7 @@ impl Identity {
         hasher: Hasher,
         tokens: Arc<Tokens>,
         directory: Addr<Directory>,
+        hub: Addr<Hub>,
         limits: RateLimits,
         refresh_ttl: Duration,
     ) -> Self {
@@ -118,6 +122,7 @@ impl Identity {
             hasher,
             tokens,
             directory,
+            hub,
             limits,
             refresh_ttl,
         }
@@ -142,6 +147,17 @@ impl Identity {
             if let Err(e) = self.directory.send(Forget { user_id: id }).await {
                 tracing::error!(error = %e, "directory unreachable while forgetting a user");
             }
+        }
+    }
+
+    /// Close the user's WebSockets (all, or one sign-in session's) with the revoked code.
+    fn close_sockets(&self, user_id: &str, session: Option<Uuid>, reason: &'static str) {
+        if let Ok(id) = user_id.parse() {
+            self.hub.do_send(Revoke {
+                user_id: id,
+                auth_session: session,
+                reason,
+            });
         }
     }
 
@@ -301,6 +317,7 @@ impl Identity {
                         )?;
                         return Ok(RefreshOutcome::Reused {
                             user_id: session.user_id,
+                            session_id: session.id,
                         });
                     }
                     if !session.is_active(now) {
@@ -326,8 +343,12 @@ impl Identity {
             RefreshOutcome::Unknown | RefreshOutcome::Ended => {
                 Err(ApiError::Unauthorized(BAD_REFRESH))
             }
-            RefreshOutcome::Reused { user_id } => {
+            RefreshOutcome::Reused {
+                user_id,
+                session_id,
+            } => {
                 self.forget(&user_id).await;
+                self.close_sockets(&user_id, session_id.parse().ok(), "refresh token reuse");
                 tracing::warn!(user_id = %user_id, "refresh token reused; session revoked");
                 Err(ApiError::Unauthorized(
                     "This refresh token was already used; the session has been revoked. Sign in again.",
@@ -362,6 +383,11 @@ impl Identity {
             })
             .await?;
         self.forget(&user_id).await;
+        if everywhere {
+            self.close_sockets(&user_id, None, "logged out everywhere");
+        } else {
+            self.close_sockets(&user_id, Some(who.session_id), "logged out");
+        }
         Ok(())
     }
 
@@ -393,6 +419,7 @@ impl Identity {
             })
             .await?;
         self.forget(&user_id).await;
+        self.close_sockets(&user_id, None, "password changed");
         tracing::info!(user_id = %user_id, other_sessions_ended = ended, "password changed");
         Ok(AccessToken {
             access_token: self.tokens.issue_access(
@@ -498,6 +525,11 @@ impl Identity {
             return Err(ApiError::NotFound);
         }
         self.forget(&who.user_id().to_string()).await;
+        self.close_sockets(
+            &who.user_id().to_string(),
+            Some(session_id),
+            "session revoked",
+        );
         Ok(())
     }
 
@@ -554,6 +586,9 @@ impl Identity {
             .await?
             .ok_or(ApiError::NotFound)?;
         self.forget(&user_id.to_string()).await;
+        if disabled == Some(true) {
+            self.close_sockets(&user_id.to_string(), None, "account disabled");
+        }
         view(&row)
     }
 

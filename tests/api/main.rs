@@ -12,4 +12,5 @@ mod input;
 mod ledger;
 mod ledger_faults;
 mod limits;
+mod live;
 mod tokens;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 pub use messages::{Authenticate, CachedUsers, Forget, LedgerFor, LiveLedgers, Rejection, Retire};
 
+use crate::actors::hub::Hub;
 use crate::actors::ledger::Ledger;
 use crate::identity::{Principal, UserView};
 use crate::store::writer::Writer;
@@ -79,6 +80,7 @@ impl Entry {
 pub struct Directory {
     db: Db,
     writer: Writer,
+    hub: Option<Addr<Hub>>,
     /// Threads the Ledgers run on, used in turn.
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
@@ -92,10 +94,16 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(db: Db, writer: Writer, arbiters: Vec<ArbiterHandle>) -> Self {
+    pub fn new(
+        db: Db,
+        writer: Writer,
+        hub: Option<Addr<Hub>>,
+        arbiters: Vec<ArbiterHandle>,
+    ) -> Self {
         Directory {
             db,
             writer,
+            hub,
             arbiters,
             next_arbiter: 0,
             ledgers: HashMap::new(),
@@ -113,8 +121,8 @@ impl Directory {
             }
             self.respawns += 1;
         }
-        let (db, writer) = (self.db.clone(), self.writer.clone());
-        let make = move |_: &mut Context<Ledger>| Ledger::new(user_id, db, writer);
+        let (db, writer, hub) = (self.db.clone(), self.writer.clone(), self.hub.clone());
+        let make = move |_: &mut Context<Ledger>| Ledger::new(user_id, db, writer, hub);
         let addr = if self.arbiters.is_empty() {
             Ledger::create(make)
         } else {

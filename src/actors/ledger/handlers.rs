@@ -16,11 +16,13 @@ use super::plan::Plan;
 use super::reports::{self, AccountInfo, Cashflow, CategoryInfo, Summary};
 use super::views::{AccountView, CategoryView};
 use super::{Effect, Ledger};
+use crate::actors::hub::{Frame, Publish};
 use crate::domain::events::Envelope;
 use crate::error::ApiError;
 use crate::store::ledger::{self as q, EventRow, IdempotencyRow, TransactionRow};
 use crate::store::writer::WriteOp;
 use crate::store::{self, StoreError};
+use std::sync::Arc;
 
 type WriteResult = Result<Reply, ApiError>;
 
@@ -76,18 +78,21 @@ impl Ledger {
                 )
             })
             .collect();
+        let mut frames: Vec<Frame> = Vec::with_capacity(envelopes.len());
         if !envelopes.is_empty() {
             let mut rows = Vec::with_capacity(envelopes.len());
             for e in &envelopes {
+                let text = match serde_json::to_string(e) {
+                    Ok(s) => s,
+                    Err(err) => return Box::pin(fut::ready(Err(ApiError::internal(err)))),
+                };
+                frames.push((e.seq, Arc::from(text.as_str())));
                 rows.push(EventRow {
                     user_id: self.uid.clone(),
                     seq: e.seq,
                     message_id: e.message_id.to_string(),
                     kind: e.kind.to_string(),
-                    envelope: match serde_json::to_string(e) {
-                        Ok(s) => s,
-                        Err(err) => return Box::pin(fut::ready(Err(ApiError::internal(err)))),
-                    },
+                    envelope: text,
                     created_at: stored_at,
                 });
             }
@@ -126,7 +131,7 @@ impl Ledger {
                         if let Some(key) = idempotency {
                             act.remember(key.key, key.fingerprint, reply.clone());
                         }
-                        act.publish(envelopes);
+                        act.publish(frames);
                         Ok(reply)
                     }
                     Err(StoreError::UniqueViolation) => Err(ApiError::Conflict(
@@ -143,9 +148,13 @@ impl Ledger {
         )
     }
 
-    fn publish(&self, envelopes: Vec<Envelope>) {
-        for e in &envelopes {
-            tracing::trace!(user_id = %self.user_id, seq = e.seq, kind = e.kind, "event committed");
+    /// Committed events go to the Hub, which fans them out to this user's sockets.
+    fn publish(&self, frames: Vec<Frame>) {
+        if let (Some(hub), false) = (&self.hub, frames.is_empty()) {
+            hub.do_send(Publish {
+                user_id: self.user_id,
+                frames: frames.into(),
+            });
         }
     }
 
@@ -432,6 +441,24 @@ impl Handler<GetAccount> for Ledger {
                 .get(&msg.id)
                 .map(|a| AccountView::new(&a.row, a.balance())),
         )
+    }
+}
+
+impl Handler<LiveSnapshot> for Ledger {
+    type Result = MessageResult<LiveSnapshot>;
+    fn handle(&mut self, _msg: LiveSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let mut accounts: Vec<AccountView> = self
+            .state
+            .accounts
+            .values()
+            .map(|a| AccountView::new(&a.row, a.balance()))
+            .collect();
+        accounts.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        MessageResult(LiveState {
+            last_seq: self.state.last_seq,
+            accounts,
+        })
     }
 }
 

@@ -279,3 +279,14 @@ pub struct MemoryBalances;
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+/// Balances and the latest event seq, read together: what a WebSocket snapshot shows.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "LiveState")]
+pub struct LiveSnapshot;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveState {
+    pub last_seq: i64,
+    pub accounts: Vec<AccountView>,
+}

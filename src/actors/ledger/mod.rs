@@ -17,13 +17,14 @@ pub mod views;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, WrapFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use chrono::NaiveDate;
 use uuid::Uuid;
 
 pub use messages::*;
 pub use plan::rate_json;
 
+use crate::actors::hub::Hub;
 use crate::domain::ledger::{CategoryKind, Rate};
 use crate::domain::Currency;
 use crate::store::ledger::{AccountRow, CategoryRow, LedgerSnapshot};
@@ -206,6 +207,8 @@ pub struct Ledger {
     uid: String,
     db: Db,
     writer: Writer,
+    /// Where committed events go (the WebSocket fan-out).
+    hub: Option<Addr<Hub>>,
     state: LedgerState,
     last_active: Instant,
     fail_next_commit: bool,
@@ -213,12 +216,13 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new(user_id: Uuid, db: Db, writer: Writer) -> Self {
+    pub fn new(user_id: Uuid, db: Db, writer: Writer, hub: Option<Addr<Hub>>) -> Self {
         Ledger {
             user_id,
             uid: user_id.to_string(),
             db,
             writer,
+            hub,
             state: LedgerState::default(),
             last_active: Instant::now(),
             fail_next_commit: false,
