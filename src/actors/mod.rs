@@ -7,6 +7,8 @@
 //! | [`ledger::Ledger`] | active user | the only writer of the user's data; balances, aggregates and rates in memory |
 //! | [`hub::Hub`] | process | user → live WebSocket sessions; fans committed events out |
 //! | [`ws_session::WsSession`] | connection | one client: snapshot, replay, live events, heartbeat |
+//! | [`budget_watcher::BudgetWatcher`] | active user | raises budget thresholds exactly once, re-arms them |
+pub mod budget_watcher;
 pub mod directory;
 pub mod hub;
 pub mod ledger;

@@ -1,4 +1,5 @@
 //! Pure domain types and rules: parsed once at the edge, trusted everywhere after. No I/O here.
+pub mod budget;
 pub mod categories;
 mod currency;
 pub mod events;

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod budgets;
 pub mod categories;
 pub mod extract;
 pub mod health;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(reports::configure)
             .configure(imports::configure)
             .configure(ws::configure)
+            .configure(budgets::configure)
             .default_service(web::to(not_found)),
     )
     .default_service(web::to(not_found));

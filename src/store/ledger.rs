@@ -109,6 +109,9 @@ pub struct LedgerSnapshot {
     pub daily: Vec<DailyAggregate>,
     pub rates: Vec<RateRow>,
     pub last_seq: i64,
+    pub budgets: Vec<super::budgets::BudgetRow>,
+    /// The user's IANA time zone ("today" for budget periods).
+    pub timezone: String,
 }
 
 /// Spending and income of one day, account and category (transfers excluded).
@@ -185,7 +188,16 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
             .filter(events::user_id.eq(user_id))
             .select(diesel::dsl::max(events::seq))
             .first(conn)?;
+        let budgets = super::budgets::load_budgets(conn, user_id)?;
+        let timezone: String = super::schema::users::table
+            .find(user_id)
+            .select(super::schema::users::timezone)
+            .first(conn)
+            .optional()?
+            .unwrap_or_else(|| "UTC".to_string());
         Ok(LedgerSnapshot {
+            budgets,
+            timezone,
             accounts,
             categories,
             sums: sums.into_iter().map(|s| (s.account_id, s.total)).collect(),

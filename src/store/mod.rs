@@ -3,6 +3,7 @@
 //!
 //! Every query runs on the blocking thread pool through [`Db::run`], never on an event loop.
 //! Backend-specific SQL lives only in this module (connection setup) and in `migrations/`.
+pub mod budgets;
 pub mod ledger;
 pub mod schema;
 pub mod sessions;

@@ -149,3 +149,53 @@ diesel::allow_tables_to_appear_in_same_query!(
     exchange_rates,
     users
 );
+
+diesel::table! {
+    budgets (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        limit_amount -> BigInt,
+        currency -> Text,
+        period -> Text,
+        start_date -> Date,
+        end_date -> Nullable<Date>,
+        category_ids -> Text,
+        account_ids -> Text,
+        thresholds -> Text,
+        rollover -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    budget_alerts (budget_id, period_start, threshold) {
+        budget_id -> Text,
+        period_start -> Date,
+        threshold -> Integer,
+        spent -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        channel -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        dedup_key -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        read_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(budget_alerts -> budgets (budget_id));
+diesel::allow_tables_to_appear_in_same_query!(budgets, budget_alerts, notifications);

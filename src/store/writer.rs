@@ -10,8 +10,12 @@ use std::time::Instant;
 use diesel::prelude::*;
 use tokio::sync::oneshot;
 
+use super::budgets::{AlertRow, BudgetRow, NotificationRow};
 use super::ledger::{AccountRow, CategoryRow, EventRow, IdempotencyRow, RateRow, TransactionRow};
-use super::schema::{accounts, categories, events, exchange_rates, idempotency_keys, transactions};
+use super::schema::{
+    accounts, budget_alerts, budgets, categories, events, exchange_rates, idempotency_keys,
+    notifications, transactions,
+};
 use super::{connect_url, DbConn, StoreError};
 use crate::config::DatabaseUrl;
 
@@ -37,6 +41,20 @@ pub enum WriteOp {
     InsertEvents(Vec<EventRow>),
     InsertIdempotency(IdempotencyRow),
     UpsertRates(Vec<RateRow>),
+    InsertBudget(BudgetRow),
+    UpdateBudget(BudgetRow),
+    DeleteBudget(String),
+    InsertAlert(AlertRow),
+    DeleteAlert {
+        budget_id: String,
+        period_start: chrono::NaiveDate,
+        threshold: i32,
+    },
+    InsertNotification(NotificationRow),
+    MarkNotificationRead {
+        id: String,
+        at: chrono::NaiveDateTime,
+    },
     /// Test hook: make this commit fail after applying its other operations.
     InjectFailure,
 }
@@ -206,6 +224,46 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
                         .values(row)
                         .execute(conn)?;
                 }
+            }
+            WriteOp::InsertBudget(row) => {
+                diesel::insert_into(budgets::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::UpdateBudget(row) => {
+                diesel::update(budgets::table.find(&row.id))
+                    .set(row)
+                    .execute(conn)?;
+            }
+            WriteOp::DeleteBudget(id) => {
+                diesel::delete(budgets::table.find(id)).execute(conn)?;
+            }
+            WriteOp::InsertAlert(row) => {
+                diesel::insert_into(budget_alerts::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::DeleteAlert {
+                budget_id,
+                period_start,
+                threshold,
+            } => {
+                diesel::delete(budget_alerts::table.find((budget_id, period_start, threshold)))
+                    .execute(conn)?;
+            }
+            WriteOp::InsertNotification(row) => {
+                diesel::insert_into(notifications::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::MarkNotificationRead { id, at } => {
+                diesel::update(
+                    notifications::table
+                        .find(id)
+                        .filter(notifications::read_at.is_null()),
+                )
+                .set(notifications::read_at.eq(Some(*at)))
+                .execute(conn)?;
             }
             WriteOp::InjectFailure => {
                 return Err(StoreError::Task("injected commit failure".into()));

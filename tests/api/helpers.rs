@@ -97,7 +97,7 @@ pub struct TestApp {
     pub state: web::Data<AppState>,
     pub data_dir: PathBuf,
     handle: actix_web::dev::ServerHandle,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     _pg: Option<PgDatabase>,
 }
 
@@ -154,9 +154,44 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Op
         state,
         data_dir: dir.path().to_path_buf(),
         handle,
-        _dir: dir,
+        _dir: Some(dir),
         _pg: pg,
     })
+}
+
+/// A second server on the same data directory and database (the first keeps them).
+pub async fn restart(app: &TestApp) -> TestApp {
+    let database_url = match &app.state.settings.database {
+        ledgerline::config::DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+        ledgerline::config::DatabaseUrl::Postgres(u) => u.clone(),
+    };
+    let settings = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: app.data_dir.clone(),
+        database_url: Some(database_url),
+        workers: 2,
+        db_pool_size: 4,
+        max_concurrent_hashes: 2,
+        ..Config::default()
+    }
+    .validate()
+    .expect("valid test config");
+    let server = Application::build(settings)
+        .await
+        .expect("server starts again");
+    let port = server.port();
+    let state = server.state();
+    let handle = server.server_handle();
+    actix_web::rt::spawn(server.run_until_stopped());
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+        state,
+        data_dir: app.data_dir.clone(),
+        handle,
+        _dir: None,
+        _pg: None,
+    }
 }
 
 /// An answer, read whole.

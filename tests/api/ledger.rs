@@ -32,6 +32,11 @@ pub async fn user(app: &TestApp, email: &str) -> String {
     token(&r.json(), "access_token")
 }
 
+/// A fresh access token for an existing user.
+pub async fn login_token(app: &TestApp, email: &str) -> String {
+    token(&app.login(email, PASSWORD).await, "access_token")
+}
+
 pub async fn send(
     app: &TestApp,
     method: Method,

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod budgets;
 mod cli;
 mod crash;
 mod imports;

@@ -121,12 +121,16 @@ impl Ledger {
                     Ok(()) => {
                         act.state.last_seq += published;
                         let mut reload = false;
+                        let mut budgets_moved = false;
                         for effect in effects {
                             reload |= matches!(effect, Effect::Reload);
+                            budgets_moved |= effect.moves_budgets();
                             act.state.apply(effect);
                         }
                         if reload {
                             act.rebuild(ctx);
+                        } else if budgets_moved {
+                            act.watch(ctx, false);
                         }
                         if let Some(key) = idempotency {
                             act.remember(key.key, key.fingerprint, reply.clone());
@@ -444,6 +448,96 @@ impl Handler<GetAccount> for Ledger {
     }
 }
 
+impl Handler<CreateBudget> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateBudget, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state.plan_create_budget(&uid, msg.input, msg.today)
+        })
+    }
+}
+
+impl Handler<UpdateBudget> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateBudget, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| {
+            l.state.plan_update_budget(msg.id, msg.input, msg.today)
+        })
+    }
+}
+
+impl Handler<DeleteBudget> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteBudget, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_delete_budget(msg.id))
+    }
+}
+
+impl Handler<RecordBudgetOutcome> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: RecordBudgetOutcome, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(None, move |l| {
+            l.state
+                .plan_budget_outcome(&uid, msg.statuses, msg.raise, msg.rearm)
+        })
+    }
+}
+
+impl Handler<MarkNotificationRead> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: MarkNotificationRead, _ctx: &mut Self::Context) -> Self::Result {
+        let id = msg.id.to_string();
+        self.read_then_write(
+            move |conn, uid| crate::store::budgets::find_notification(conn, uid, &id),
+            move |_, row| {
+                let row = row.ok_or(ApiError::NotFound)?;
+                Ok(Plan {
+                    ops: vec![WriteOp::MarkNotificationRead {
+                        id: row.id.clone(),
+                        at: crate::store::now(),
+                    }],
+                    events: Vec::new(),
+                    effects: Vec::new(),
+                    reply: Reply {
+                        status: 204,
+                        body: String::new(),
+                    },
+                })
+            },
+        )
+    }
+}
+
+impl Handler<ListBudgets> for Ledger {
+    type Result = MessageResult<ListBudgets>;
+    fn handle(&mut self, msg: ListBudgets, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let mut items: Vec<_> = self
+            .state
+            .budgets
+            .values()
+            .map(|b| self.state.budget_view(b, msg.today))
+            .collect();
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        MessageResult(items)
+    }
+}
+
+impl Handler<GetBudget> for Ledger {
+    type Result = MessageResult<GetBudget>;
+    fn handle(&mut self, msg: GetBudget, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        MessageResult(
+            self.state
+                .budgets
+                .get(&msg.id)
+                .map(|b| self.state.budget_view(b, msg.today)),
+        )
+    }
+}
+
 impl Handler<LiveSnapshot> for Ledger {
     type Result = MessageResult<LiveSnapshot>;
     fn handle(&mut self, _msg: LiveSnapshot, _ctx: &mut Self::Context) -> Self::Result {
@@ -458,6 +552,7 @@ impl Handler<LiveSnapshot> for Ledger {
         MessageResult(LiveState {
             last_seq: self.state.last_seq,
             accounts,
+            budgets: self.state.all_budget_statuses(self.state.today()),
         })
     }
 }

@@ -4,6 +4,7 @@ use actix::Message;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
+use super::budgets::{Alert, BudgetInput, BudgetStatus, BudgetView, Rearm};
 use super::reports::{Cashflow, Interval, Summary};
 use super::views::{AccountView, CategoryView};
 use crate::domain::ledger::{AccountKind, CategoryKind, CategorySource, Rate, TxnSource};
@@ -207,6 +208,26 @@ write_message! {
     }
     /// Restore a backup into a user who has no accounts yet (their categories are replaced).
     Restore { set: RestoreSet }
+    CreateBudget { input: BudgetInput, today: NaiveDate, idempotency: Option<IdempotencyKey> }
+    UpdateBudget { id: Uuid, input: BudgetInput, today: NaiveDate }
+    DeleteBudget { id: Uuid }
+    /// The BudgetWatcher's decision, committed as alerts, events and notifications.
+    RecordBudgetOutcome { statuses: Vec<BudgetStatus>, raise: Vec<Alert>, rearm: Vec<Rearm> }
+    MarkNotificationRead { id: Uuid }
+}
+
+/// Budgets with their status in the period containing `today`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<BudgetView>")]
+pub struct ListBudgets {
+    pub today: NaiveDate,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<BudgetView>")]
+pub struct GetBudget {
+    pub id: Uuid,
+    pub today: NaiveDate,
 }
 
 /// All accounts with live balances.
@@ -289,4 +310,5 @@ pub struct LiveSnapshot;
 pub struct LiveState {
     pub last_seq: i64,
     pub accounts: Vec<AccountView>,
+    pub budgets: Vec<BudgetStatus>,
 }

@@ -8,6 +8,7 @@
 //! idempotency record); only after the commit is durable are the effects applied and the events
 //! published. Commands are handled one at a time (atomically), so memory never runs ahead of the
 //! database. A failed commit stops the actor; the Directory starts a fresh one, which rebuilds.
+pub mod budgets;
 mod handlers;
 pub mod messages;
 mod plan;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 pub use messages::*;
 pub use plan::rate_json;
 
+use crate::actors::budget_watcher::{BudgetWatcher, Evaluate, StopWatching};
 use crate::actors::hub::Hub;
 use crate::domain::ledger::{CategoryKind, Rate};
 use crate::domain::Currency;
@@ -76,6 +78,8 @@ pub(crate) enum Effect {
         new: Option<Facts>,
     },
     PutRate(RateInput),
+    PutBudget(Box<budgets::BudgetState>),
+    RemoveBudget(Uuid),
     /// Too much changed to track (cascading delete): rebuild from the database.
     Reload,
 }
@@ -87,14 +91,43 @@ pub(crate) struct LedgerState {
     pub daily: Daily,
     pub rates: RateBook,
     pub last_seq: i64,
+    pub budgets: HashMap<Uuid, budgets::BudgetState>,
+    pub timezone: Option<chrono_tz::Tz>,
+}
+
+impl LedgerState {
+    /// Today in the user's time zone.
+    pub fn today(&self) -> NaiveDate {
+        let now = chrono::Utc::now();
+        match self.timezone {
+            Some(tz) => now.with_timezone(&tz).date_naive(),
+            None => now.date_naive(),
+        }
+    }
+}
+
+impl Effect {
+    /// Whether applying this can change what a budget has spent.
+    fn moves_budgets(&self) -> bool {
+        !matches!(self, Effect::PutAccount(_) | Effect::PutCategory(_))
+    }
 }
 
 impl LedgerState {
     fn from_snapshot(s: LedgerSnapshot) -> LedgerState {
         let mut state = LedgerState {
             last_seq: s.last_seq,
+            timezone: s.timezone.parse().ok(),
             ..LedgerState::default()
         };
+        for row in s.budgets {
+            match (row.id.parse::<Uuid>(), budgets::BudgetState::from_row(row)) {
+                (Ok(id), Some(b)) => {
+                    state.budgets.insert(id, b);
+                }
+                _ => tracing::error!("skipping an unreadable budget row"),
+            }
+        }
         let sums: HashMap<String, i64> = s.sums.into_iter().collect();
         for row in s.accounts {
             let (Ok(id), Ok(currency)) = (row.id.parse::<Uuid>(), Currency::parse(&row.currency))
@@ -197,6 +230,14 @@ impl LedgerState {
                 }
             }
             Effect::PutRate(r) => self.rates.insert(r.base, r.quote, r.date, r.rate),
+            Effect::PutBudget(b) => {
+                if let Ok(id) = b.row.id.parse() {
+                    self.budgets.insert(id, *b);
+                }
+            }
+            Effect::RemoveBudget(id) => {
+                self.budgets.remove(&id);
+            }
             Effect::Reload => {}
         }
     }
@@ -209,6 +250,7 @@ pub struct Ledger {
     writer: Writer,
     /// Where committed events go (the WebSocket fan-out).
     hub: Option<Addr<Hub>>,
+    watcher: Option<Addr<BudgetWatcher>>,
     state: LedgerState,
     last_active: Instant,
     fail_next_commit: bool,
@@ -223,6 +265,7 @@ impl Ledger {
             db,
             writer,
             hub,
+            watcher: None,
             state: LedgerState::default(),
             last_active: Instant::now(),
             fail_next_commit: false,
@@ -241,6 +284,7 @@ impl Ledger {
                 .map(move |loaded, act, ctx| match loaded {
                     Ok(snapshot) => {
                         act.state = LedgerState::from_snapshot(snapshot);
+                        act.watch(ctx, true);
                         tracing::debug!(
                             user_id = %act.user_id,
                             accounts = act.state.accounts.len(),
@@ -256,6 +300,23 @@ impl Ledger {
                     }
                 }),
         );
+    }
+
+    /// Send the budgets' statuses to the watcher, starting it first if needed.
+    pub(crate) fn watch(&mut self, ctx: &mut Context<Self>, initial: bool) {
+        if self.state.budgets.is_empty() && self.watcher.is_none() {
+            return;
+        }
+        let watcher = match &self.watcher {
+            Some(w) if w.connected() => w.clone(),
+            _ => {
+                let w = BudgetWatcher::new(self.user_id, self.db.clone(), ctx.address()).start();
+                self.watcher = Some(w.clone());
+                w
+            }
+        };
+        let statuses = self.state.all_budget_statuses(self.state.today());
+        watcher.do_send(Evaluate { statuses, initial });
     }
 
     fn remember(&mut self, key: String, fingerprint: String, reply: Reply) {
@@ -280,6 +341,9 @@ impl Actor for Ledger {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some(w) = &self.watcher {
+            w.do_send(StopWatching);
+        }
         tracing::debug!(user_id = %self.user_id, "ledger stopped");
     }
 }

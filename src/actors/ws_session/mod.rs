@@ -153,7 +153,7 @@ impl WsSession {
                 .await
                 .map_err(|e| e.to_string())?;
             let seq = snapshot.last_seq;
-            let body = json!({ "type": "snapshot", "seq": seq, "accounts": snapshot.accounts, "budgets": [] }).to_string();
+            let body = json!({ "type": "snapshot", "seq": seq, "accounts": snapshot.accounts, "budgets": snapshot.budgets }).to_string();
             let Some(since) = since else {
                 return Ok(Opening::Snapshot { seq, body });
             };

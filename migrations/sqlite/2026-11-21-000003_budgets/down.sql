@@ -1,0 +1,3 @@
+DROP TABLE notifications;
+DROP TABLE budget_alerts;
+DROP TABLE budgets;
