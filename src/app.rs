@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use crate::actors::directory::Directory;
 use crate::actors::hub::Hub;
+use crate::actors::scheduler::Scheduler;
 use crate::config::Settings;
 use crate::domain::{Email, Password};
 use crate::http;
@@ -83,6 +84,7 @@ impl Services {
                 Directory::new(db, writer, Some(hub), ledger_threads)
             })
         };
+        Scheduler::new(db.clone(), directory.clone(), settings.scheduler_tick).start();
         let limits = RateLimits::new(settings);
         let identity = Identity::new(
             db.clone(),

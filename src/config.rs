@@ -93,6 +93,9 @@ pub struct Config {
     pub ws_heartbeat: Duration,
     #[serde(with = "humantime_serde")]
     pub ws_client_timeout: Duration,
+    /// How often the Scheduler looks for due recurring transactions.
+    #[serde(with = "humantime_serde")]
+    pub scheduler_tick: Duration,
     /// Bootstrap admin: created at start when no user has this email.
     pub admin_email: Option<String>,
     #[serde(serialize_with = "mask_secret")]
@@ -135,6 +138,7 @@ impl Default for Config {
             ws_queue: 1024,
             ws_heartbeat: Duration::from_secs(15),
             ws_client_timeout: Duration::from_secs(45),
+            scheduler_tick: Duration::from_secs(60),
             admin_email: None,
             admin_password: None,
         }
@@ -292,6 +296,7 @@ pub struct Settings {
     pub ws_queue: usize,
     pub ws_heartbeat: Duration,
     pub ws_client_timeout: Duration,
+    pub scheduler_tick: Duration,
     pub admin_email: Option<String>,
     pub admin_password: Option<SecretString>,
     /// The effective configuration with secrets masked, for the log and the admin page.
@@ -442,6 +447,7 @@ impl Config {
             ws_queue: self.ws_queue,
             ws_heartbeat: self.ws_heartbeat,
             ws_client_timeout: self.ws_client_timeout,
+            scheduler_tick: self.scheduler_tick.max(Duration::from_millis(50)),
             admin_email: self.admin_email.clone(),
             admin_password: self.admin_password.clone(),
             display: self,

@@ -6,10 +6,12 @@
 //! | [`directory::Directory`] | process | who each user is, their security stamp and live sessions (cached for token checks) |
 //! | [`ledger::Ledger`] | active user | the only writer of the user's data; balances, aggregates and rates in memory |
 //! | [`hub::Hub`] | process | user → live WebSocket sessions; fans committed events out |
+//! | [`scheduler::Scheduler`] | process | time: creates due recurring transactions, catching up after downtime |
 //! | [`ws_session::WsSession`] | connection | one client: snapshot, replay, live events, heartbeat |
 //! | [`budget_watcher::BudgetWatcher`] | active user | raises budget thresholds exactly once, re-arms them |
 pub mod budget_watcher;
 pub mod directory;
 pub mod hub;
 pub mod ledger;
+pub mod scheduler;
 pub mod ws_session;

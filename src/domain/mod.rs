@@ -7,6 +7,7 @@ pub mod export;
 pub mod import;
 pub mod ledger;
 pub mod money;
+pub mod recurring;
 mod user;
 
 pub use currency::Currency;

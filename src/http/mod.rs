@@ -12,6 +12,7 @@ pub mod imports;
 pub mod json;
 pub mod ledger;
 pub mod me;
+pub mod plans;
 pub mod rates;
 pub mod reports;
 pub mod telemetry;
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(imports::configure)
             .configure(ws::configure)
             .configure(budgets::configure)
+            .configure(plans::configure)
             .default_service(web::to(not_found)),
     )
     .default_service(web::to(not_found));

@@ -112,6 +112,8 @@ pub struct LedgerSnapshot {
     pub budgets: Vec<super::budgets::BudgetRow>,
     /// The user's IANA time zone ("today" for budget periods).
     pub timezone: String,
+    pub recurring: Vec<super::plans::RecurringRow>,
+    pub goals: Vec<super::plans::GoalRow>,
 }
 
 /// Spending and income of one day, account and category (transfers excluded).
@@ -195,7 +197,11 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
             .first(conn)
             .optional()?
             .unwrap_or_else(|| "UTC".to_string());
+        let recurring = super::plans::load_recurring(conn, user_id)?;
+        let goals = super::plans::load_goals(conn, user_id)?;
         Ok(LedgerSnapshot {
+            recurring,
+            goals,
             budgets,
             timezone,
             accounts,

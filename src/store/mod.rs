@@ -5,6 +5,7 @@
 //! Backend-specific SQL lives only in this module (connection setup) and in `migrations/`.
 pub mod budgets;
 pub mod ledger;
+pub mod plans;
 pub mod schema;
 pub mod sessions;
 pub mod users;

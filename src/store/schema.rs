@@ -199,3 +199,45 @@ diesel::table! {
 
 diesel::joinable!(budget_alerts -> budgets (budget_id));
 diesel::allow_tables_to_appear_in_same_query!(budgets, budget_alerts, notifications);
+
+diesel::table! {
+    recurring (id) {
+        id -> Text,
+        user_id -> Text,
+        account_id -> Text,
+        amount -> BigInt,
+        description -> Text,
+        merchant -> Text,
+        category_id -> Nullable<Text>,
+        tags -> Text,
+        notes -> Text,
+        frequency -> Text,
+        every -> Integer,
+        day_of_month -> Nullable<Integer>,
+        next_date -> Date,
+        end_date -> Nullable<Date>,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    goals (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        target_amount -> BigInt,
+        currency -> Text,
+        target_date -> Nullable<Date>,
+        account_id -> Nullable<Text>,
+        contributed -> BigInt,
+        reached_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(recurring, goals, transactions);

@@ -12,9 +12,10 @@ use tokio::sync::oneshot;
 
 use super::budgets::{AlertRow, BudgetRow, NotificationRow};
 use super::ledger::{AccountRow, CategoryRow, EventRow, IdempotencyRow, RateRow, TransactionRow};
+use super::plans::{GoalRow, RecurringRow};
 use super::schema::{
-    accounts, budget_alerts, budgets, categories, events, exchange_rates, idempotency_keys,
-    notifications, transactions,
+    accounts, budget_alerts, budgets, categories, events, exchange_rates, goals, idempotency_keys,
+    notifications, recurring, transactions,
 };
 use super::{connect_url, DbConn, StoreError};
 use crate::config::DatabaseUrl;
@@ -55,6 +56,12 @@ pub enum WriteOp {
         id: String,
         at: chrono::NaiveDateTime,
     },
+    InsertRecurring(RecurringRow),
+    UpdateRecurring(RecurringRow),
+    DeleteRecurring(String),
+    InsertGoal(GoalRow),
+    UpdateGoal(GoalRow),
+    DeleteGoal(String),
     /// Test hook: make this commit fail after applying its other operations.
     InjectFailure,
 }
@@ -264,6 +271,32 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
                 )
                 .set(notifications::read_at.eq(Some(*at)))
                 .execute(conn)?;
+            }
+            WriteOp::InsertRecurring(row) => {
+                diesel::insert_into(recurring::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::UpdateRecurring(row) => {
+                diesel::update(recurring::table.find(&row.id))
+                    .set(row)
+                    .execute(conn)?;
+            }
+            WriteOp::DeleteRecurring(id) => {
+                diesel::delete(recurring::table.find(id)).execute(conn)?;
+            }
+            WriteOp::InsertGoal(row) => {
+                diesel::insert_into(goals::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::UpdateGoal(row) => {
+                diesel::update(goals::table.find(&row.id))
+                    .set(row)
+                    .execute(conn)?;
+            }
+            WriteOp::DeleteGoal(id) => {
+                diesel::delete(goals::table.find(id)).execute(conn)?;
             }
             WriteOp::InjectFailure => {
                 return Err(StoreError::Task("injected commit failure".into()));

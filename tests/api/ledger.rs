@@ -32,6 +32,11 @@ pub async fn user(app: &TestApp, email: &str) -> String {
     token(&r.json(), "access_token")
 }
 
+/// Cents as a decimal string: 2997 → "29.97".
+pub fn cents_str(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
 /// A fresh access token for an existing user.
 pub async fn login_token(app: &TestApp, email: &str) -> String {
     token(&app.login(email, PASSWORD).await, "access_token")

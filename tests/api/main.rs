@@ -14,4 +14,5 @@ mod ledger;
 mod ledger_faults;
 mod limits;
 mod live;
+mod plans;
 mod tokens;

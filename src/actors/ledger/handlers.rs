@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::{
-    fut, ActorContext, ActorFutureExt, AtomicResponse, Handler, MessageResult, ResponseActFuture,
-    WrapFuture,
+    fut, ActorContext, ActorFutureExt, AsyncContext, AtomicResponse, Handler, MessageResult,
+    ResponseActFuture, WrapFuture,
 };
 use chrono::Utc;
 use uuid::Uuid;
@@ -131,6 +131,9 @@ impl Ledger {
                             act.rebuild(ctx);
                         } else if budgets_moved {
                             act.watch(ctx, false);
+                        }
+                        if !act.state.goals.is_empty() || !act.goal_last.is_empty() {
+                            ctx.notify(CheckGoals {});
                         }
                         if let Some(key) = idempotency {
                             act.remember(key.key, key.fingerprint, reply.clone());
@@ -507,6 +510,135 @@ impl Handler<MarkNotificationRead> for Ledger {
                 })
             },
         )
+    }
+}
+
+impl Handler<CreateRecurring> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateRecurring, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state.plan_create_recurring(&uid, msg.input)
+        })
+    }
+}
+
+impl Handler<UpdateRecurring> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateRecurring, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| {
+            l.state.plan_update_recurring(msg.id, msg.input)
+        })
+    }
+}
+
+impl Handler<DeleteRecurring> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteRecurring, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_delete_recurring(msg.id))
+    }
+}
+
+impl Handler<RunRecurring> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, _msg: RunRecurring, _ctx: &mut Self::Context) -> Self::Result {
+        let today = self.state.today();
+        let due = self.state.due_occurrences(today);
+        if due.is_empty() {
+            return done(Ok(Reply {
+                status: 200,
+                body: r#"{"created":0}"#.into(),
+            }));
+        }
+        let uid = self.uid.clone();
+        self.read_then_write(
+            move |conn, _uid| {
+                let mut existing = Vec::new();
+                for (account, ids) in &due {
+                    existing.extend(crate::store::plans::existing_occurrences(
+                        conn, account, ids,
+                    )?);
+                }
+                Ok(existing)
+            },
+            move |l, existing| l.state.plan_run_recurring(&uid, today, &existing),
+        )
+    }
+}
+
+impl Handler<CreateGoal> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateGoal, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state.plan_create_goal(&uid, msg.input)
+        })
+    }
+}
+
+impl Handler<UpdateGoal> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateGoal, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| {
+            l.state
+                .plan_update_goal(msg.id, msg.input, msg.contribution)
+        })
+    }
+}
+
+impl Handler<DeleteGoal> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteGoal, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_delete_goal(msg.id))
+    }
+}
+
+impl Handler<CheckGoals> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, _msg: CheckGoals, _ctx: &mut Self::Context) -> Self::Result {
+        self.goal_last
+            .retain(|id, _| self.state.goals.contains_key(id));
+        let Some((plan, seen)) = self.state.plan_goal_progress(&self.goal_last) else {
+            return done(Ok(Reply {
+                status: 200,
+                body: String::new(),
+            }));
+        };
+        self.goal_last.extend(seen);
+        AtomicResponse::new(self.commit(plan, None))
+    }
+}
+
+impl Handler<ListRecurring> for Ledger {
+    type Result = MessageResult<ListRecurring>;
+    fn handle(&mut self, _msg: ListRecurring, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let mut rows: Vec<_> = self.state.recurring.values().collect();
+        rows.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        MessageResult(
+            rows.into_iter()
+                .map(|r| {
+                    let currency = r
+                        .account_id
+                        .parse::<Uuid>()
+                        .ok()
+                        .and_then(|a| self.state.accounts.get(&a))
+                        .map(|a| a.currency.code())
+                        .unwrap_or("XXX");
+                    super::plans::recurring_view(r, currency)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Handler<ListGoals> for Ledger {
+    type Result = MessageResult<ListGoals>;
+    fn handle(&mut self, _msg: ListGoals, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let mut rows: Vec<_> = self.state.goals.values().collect();
+        rows.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        MessageResult(rows.into_iter().map(|g| self.state.goal_view(g)).collect())
     }
 }
 

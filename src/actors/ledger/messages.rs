@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::budgets::{Alert, BudgetInput, BudgetStatus, BudgetView, Rearm};
+use super::plans::{GoalInput, RecurringInput};
 use super::reports::{Cashflow, Interval, Summary};
 use super::views::{AccountView, CategoryView};
 use crate::domain::ledger::{AccountKind, CategoryKind, CategorySource, Rate, TxnSource};
@@ -214,7 +215,26 @@ write_message! {
     /// The BudgetWatcher's decision, committed as alerts, events and notifications.
     RecordBudgetOutcome { statuses: Vec<BudgetStatus>, raise: Vec<Alert>, rearm: Vec<Rearm> }
     MarkNotificationRead { id: Uuid }
+    CreateRecurring { input: RecurringInput, idempotency: Option<IdempotencyKey> }
+    UpdateRecurring { id: Uuid, input: RecurringInput }
+    DeleteRecurring { id: Uuid }
+    /// Create every due occurrence of the user's recurring rules (the Scheduler sends this).
+    RunRecurring {}
+    CreateGoal { input: GoalInput, idempotency: Option<IdempotencyKey> }
+    /// With `contribution`, adds that amount to a contribution-based goal.
+    UpdateGoal { id: Uuid, input: GoalInput, contribution: Option<String> }
+    DeleteGoal { id: Uuid }
+    /// Announce goal progress that moved (sent by the Ledger to itself after commits).
+    CheckGoals {}
 }
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<serde_json::Value>")]
+pub struct ListRecurring;
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<serde_json::Value>")]
+pub struct ListGoals;
 
 /// Budgets with their status in the period containing `today`.
 #[derive(Debug, Clone, Message)]

@@ -12,6 +12,7 @@ pub mod budgets;
 mod handlers;
 pub mod messages;
 mod plan;
+pub mod plans;
 pub mod reports;
 pub mod views;
 
@@ -80,6 +81,10 @@ pub(crate) enum Effect {
     PutRate(RateInput),
     PutBudget(Box<budgets::BudgetState>),
     RemoveBudget(Uuid),
+    PutRecurring(Box<crate::store::plans::RecurringRow>),
+    RemoveRecurring(Uuid),
+    PutGoal(Box<crate::store::plans::GoalRow>),
+    RemoveGoal(Uuid),
     /// Too much changed to track (cascading delete): rebuild from the database.
     Reload,
 }
@@ -93,6 +98,8 @@ pub(crate) struct LedgerState {
     pub last_seq: i64,
     pub budgets: HashMap<Uuid, budgets::BudgetState>,
     pub timezone: Option<chrono_tz::Tz>,
+    pub recurring: HashMap<Uuid, crate::store::plans::RecurringRow>,
+    pub goals: HashMap<Uuid, crate::store::plans::GoalRow>,
 }
 
 impl LedgerState {
@@ -109,7 +116,15 @@ impl LedgerState {
 impl Effect {
     /// Whether applying this can change what a budget has spent.
     fn moves_budgets(&self) -> bool {
-        !matches!(self, Effect::PutAccount(_) | Effect::PutCategory(_))
+        !matches!(
+            self,
+            Effect::PutAccount(_)
+                | Effect::PutCategory(_)
+                | Effect::PutRecurring(_)
+                | Effect::RemoveRecurring(_)
+                | Effect::PutGoal(_)
+                | Effect::RemoveGoal(_)
+        )
     }
 }
 
@@ -120,6 +135,16 @@ impl LedgerState {
             timezone: s.timezone.parse().ok(),
             ..LedgerState::default()
         };
+        for row in s.recurring {
+            if let Ok(id) = row.id.parse() {
+                state.recurring.insert(id, row);
+            }
+        }
+        for row in s.goals {
+            if let Ok(id) = row.id.parse() {
+                state.goals.insert(id, row);
+            }
+        }
         for row in s.budgets {
             match (row.id.parse::<Uuid>(), budgets::BudgetState::from_row(row)) {
                 (Ok(id), Some(b)) => {
@@ -238,6 +263,22 @@ impl LedgerState {
             Effect::RemoveBudget(id) => {
                 self.budgets.remove(&id);
             }
+            Effect::PutRecurring(r) => {
+                if let Ok(id) = r.id.parse() {
+                    self.recurring.insert(id, *r);
+                }
+            }
+            Effect::RemoveRecurring(id) => {
+                self.recurring.remove(&id);
+            }
+            Effect::PutGoal(g) => {
+                if let Ok(id) = g.id.parse() {
+                    self.goals.insert(id, *g);
+                }
+            }
+            Effect::RemoveGoal(id) => {
+                self.goals.remove(&id);
+            }
             Effect::Reload => {}
         }
     }
@@ -251,6 +292,8 @@ pub struct Ledger {
     /// Where committed events go (the WebSocket fan-out).
     hub: Option<Addr<Hub>>,
     watcher: Option<Addr<BudgetWatcher>>,
+    /// Goal progress last announced, to send `goal.progress` only on change.
+    goal_last: HashMap<Uuid, i64>,
     state: LedgerState,
     last_active: Instant,
     fail_next_commit: bool,
@@ -266,6 +309,7 @@ impl Ledger {
             writer,
             hub,
             watcher: None,
+            goal_last: HashMap::new(),
             state: LedgerState::default(),
             last_active: Instant::now(),
             fail_next_commit: false,
@@ -284,6 +328,12 @@ impl Ledger {
                 .map(move |loaded, act, ctx| match loaded {
                     Ok(snapshot) => {
                         act.state = LedgerState::from_snapshot(snapshot);
+                        act.goal_last = act
+                            .state
+                            .goals
+                            .iter()
+                            .map(|(id, g)| (*id, act.state.goal_current(g)))
+                            .collect();
                         act.watch(ctx, true);
                         tracing::debug!(
                             user_id = %act.user_id,

@@ -1,0 +1,278 @@
+//! Recurring transactions created by the Scheduler (catching up, never doubling) and goals with
+//! live progress.
+use std::time::Duration;
+
+use chrono::{Datelike, Months, NaiveDate};
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{restart, spawn_with, Backend, TestApp};
+use crate::ledger::{account, balance, login_token, send, user};
+use crate::on_both_backends;
+
+on_both_backends!(
+    recurring_rules_catch_up_once,
+    goals_report_progress_live,
+    bad_rules_and_goals_are_422
+);
+
+async fn fast_scheduler(backend: Backend) -> Option<TestApp> {
+    spawn_with(backend, |c| c.scheduler_tick = Duration::from_millis(100)).await
+}
+
+async fn recurring_rows(app: &TestApp, t: &str) -> Vec<Value> {
+    let (_, list) = send(app, Method::GET, "/api/v1/transactions?limit=500", t, None).await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["source"] == "recurring")
+        .cloned()
+        .collect()
+}
+
+async fn wait_for(app: &TestApp, t: &str, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let rows = recurring_rows(app, t).await;
+        if rows.len() >= n {
+            return rows;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    recurring_rows(app, t).await
+}
+
+async fn recurring_rules_catch_up_once(backend: Backend) {
+    let Some(app) = fast_scheduler(backend).await else {
+        return;
+    };
+    let t = user(&app, "recurring@example.org").await;
+    let a = account(&app, &t, "Main", "EUR", "0").await;
+    let today = chrono::Utc::now().date_naive();
+    let start = today
+        .with_day(1)
+        .unwrap()
+        .checked_sub_months(Months::new(3))
+        .unwrap()
+        .with_day(5)
+        .unwrap();
+    let mut expected: Vec<NaiveDate> = Vec::new();
+    let mut d = start;
+    while d <= today {
+        expected.push(d);
+        d = d.checked_add_months(Months::new(1)).unwrap();
+    }
+    let (s, rule) = send(&app, Method::POST, "/api/v1/recurring", &t, Some(json!({
+        "account_id": a, "amount": "-9.99", "description": "Streaming", "frequency": "monthly", "start_date": start
+    }))).await;
+    assert_eq!(s, 201, "{rule}");
+    assert_eq!(rule["day_of_month"], 5);
+    let rows = wait_for(&app, &t, expected.len()).await;
+    let mut dates: Vec<String> = rows
+        .iter()
+        .map(|r| r["date"].as_str().unwrap().to_string())
+        .collect();
+    dates.sort();
+    assert_eq!(
+        dates,
+        expected.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "every missed month, once"
+    );
+    assert_eq!(
+        balance(&app, &t, &a).await,
+        format!("-{}", crate::ledger::cents_str(999 * expected.len() as i64))
+    );
+    let (_, rules) = send(&app, Method::GET, "/api/v1/recurring", &t, None).await;
+    let next: NaiveDate = rules["items"][0]["next_date"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(next > today);
+
+    // Another server on the same database (a restart) finds nothing more to do.
+    let second = restart(&app).await;
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    let t2 = login_token(&second, "recurring@example.org").await;
+    assert_eq!(recurring_rows(&second, &t2).await.len(), expected.len());
+    drop(second);
+
+    // A rule that ended stops; a weekly one with an end date creates only up to it.
+    let (s, weekly) = send(&app, Method::POST, "/api/v1/recurring", &t, Some(json!({
+        "account_id": a, "amount": "100", "description": "Pocket money", "frequency": "weekly",
+        "start_date": today - chrono::Duration::days(20), "end_date": today - chrono::Duration::days(6)
+    }))).await;
+    assert_eq!(s, 201, "{weekly}");
+    let rows = wait_for(&app, &t, expected.len() + 3).await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        recurring_rows(&app, &t).await.len(),
+        expected.len() + 3,
+        "{rows:?}"
+    );
+    let (_, rules) = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/recurring/{}", weekly["id"].as_str().unwrap()),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(rules["active"], false);
+}
+
+async fn goals_report_progress_live(backend: Backend) {
+    let Some(app) = fast_scheduler(backend).await else {
+        return;
+    };
+    let t = user(&app, "goals@example.org").await;
+    let checking = account(&app, &t, "Checking", "EUR", "5000.00").await;
+    let savings = account(&app, &t, "Savings", "EUR", "100.00").await;
+    let (s, goal) = send(
+        &app,
+        Method::POST,
+        "/api/v1/goals",
+        &t,
+        Some(json!({ "name": "Holiday", "target": "1000.00", "account_id": savings })),
+    )
+    .await;
+    assert_eq!(s, 201, "{goal}");
+    assert_eq!(goal["current"], "100.00");
+    assert_eq!(goal["percent"], 10);
+    let port = app.base.rsplit(':').next().unwrap();
+    let mut req = format!("ws://127.0.0.1:{port}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut seen = Vec::new();
+    async fn frames(
+        socket: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(msg))) =
+            actix_web::rt::time::timeout(Duration::from_millis(600), socket.next()).await
+        {
+            if let Message::Text(t) = msg {
+                out.push(serde_json::from_str(&t).unwrap());
+            }
+        }
+        out
+    }
+    seen.extend(frames(&mut socket).await);
+    for amount in ["400.00", "600.00"] {
+        let (s, _) = send(
+            &app,
+            Method::POST,
+            "/api/v1/transfers",
+            &t,
+            Some(
+                json!({ "from_account_id": checking, "to_account_id": savings, "amount": amount }),
+            ),
+        )
+        .await;
+        assert_eq!(s, 201);
+        seen.extend(frames(&mut socket).await);
+    }
+    let progress: Vec<i64> = seen
+        .iter()
+        .filter(|f| f["type"] == "goal.progress")
+        .map(|f| f["payload"]["percent"].as_i64().unwrap())
+        .collect();
+    assert_eq!(progress, vec![50, 110]);
+    let reached: Vec<_> = seen
+        .iter()
+        .filter(|f| f["type"] == "goal.reached")
+        .collect();
+    assert_eq!(reached.len(), 1);
+    assert_eq!(reached[0]["payload"]["current"], "1100.00");
+
+    // A contribution-based goal.
+    let (_, bike) = send(
+        &app,
+        Method::POST,
+        "/api/v1/goals",
+        &t,
+        Some(json!({ "name": "Bike", "target": "300" })),
+    )
+    .await;
+    let id = bike["id"].as_str().unwrap();
+    let (s, after) = send(
+        &app,
+        Method::POST,
+        &format!("/api/v1/goals/{id}/contributions"),
+        &t,
+        Some(json!({ "amount": "120.50" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(after["current"], "120.50");
+    assert_eq!(after["currency"], "EUR");
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        &format!(
+            "/api/v1/goals/{}/contributions",
+            goal["id"].as_str().unwrap()
+        ),
+        &t,
+        Some(json!({ "amount": "1" })),
+    )
+    .await;
+    assert_eq!(s, 422, "an account-linked goal follows the account");
+    let (_, list) = send(&app, Method::GET, "/api/v1/goals", &t, None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert_eq!(list["items"][0]["reached"], true);
+}
+
+async fn bad_rules_and_goals_are_422(backend: Backend) {
+    let Some(app) = fast_scheduler(backend).await else {
+        return;
+    };
+    let t = user(&app, "badrules@example.org").await;
+    let a = account(&app, &t, "Main", "EUR", "0").await;
+    let cases = [
+        (
+            "/api/v1/recurring",
+            json!({ "amount": "-1", "frequency": "monthly", "start_date": "2026-01-01" }),
+            "account_id",
+        ),
+        (
+            "/api/v1/recurring",
+            json!({ "account_id": a, "amount": "-1", "frequency": "hourly", "start_date": "2026-01-01" }),
+            "frequency",
+        ),
+        (
+            "/api/v1/recurring",
+            json!({ "account_id": a, "amount": "-1.001", "frequency": "daily", "start_date": "2026-01-01" }),
+            "amount",
+        ),
+        (
+            "/api/v1/recurring",
+            json!({ "account_id": a, "amount": "-1", "frequency": "monthly", "day_of_month": 32, "start_date": "2026-01-01" }),
+            "day_of_month",
+        ),
+        ("/api/v1/goals", json!({ "name": "X" }), "target"),
+        (
+            "/api/v1/goals",
+            json!({ "name": "X", "target": "0" }),
+            "target",
+        ),
+        (
+            "/api/v1/goals",
+            json!({ "name": "X", "target": "10", "account_id": "0192f1c4-0000-7000-8000-000000000000" }),
+            "account_id",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (s, reply) = send(&app, Method::POST, path, &t, Some(body.clone())).await;
+        assert_eq!(s, 422, "{body}: {reply}");
+        assert_eq!(reply["errors"][0]["field"], field, "{body}: {reply}");
+    }
+}
