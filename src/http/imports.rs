@@ -38,8 +38,9 @@ use crate::error::{ApiError, FieldError};
 use crate::identity::Principal;
 use crate::store::ledger::{self as q, AccountRow, CategoryRow, TransactionRow};
 
-/// Rows per commit: big enough to amortize the commit, small enough for steady progress events.
-const CHUNK: usize = 20_000;
+/// Rows per commit: big enough that each index page is written about once per commit (large
+/// imports touch pages all over the indexes), small enough for steady progress events.
+const CHUNK: usize = 100_000;
 /// Rows shown in a preview.
 const SAMPLES: usize = 20;
 
@@ -301,16 +302,15 @@ async fn import(
 
     let total = rows.len();
     let failed_count = report.failed.len();
-    let mut rows: Vec<ImportRow> = rows.into_iter().map(|(_, r)| r).collect();
     let mut processed = 0;
     if rows.is_empty() {
         return Ok(HttpResponse::Ok().json(report));
     }
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(CHUNK));
-        let chunk = std::mem::replace(&mut rows, rest);
+    let mut rows = rows.into_iter().map(|(_, r)| r).peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<ImportRow> = rows.by_ref().take(CHUNK).collect();
         let n = chunk.len();
-        let last = rows.is_empty();
+        let last = rows.peek().is_none();
         let message = ImportChunk {
             account_id,
             rows: chunk,

@@ -27,11 +27,14 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Applied to every SQLite connection: durability first (acknowledged means on disk), then
-/// integrity, then patience with the single writer lock.
+/// integrity, then patience with the single writer lock; a 64 MiB page cache (used only as
+/// needed) keeps large imports from re-reading index pages.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
-PRAGMA foreign_keys = ON;";
+PRAGMA foreign_keys = ON;
+PRAGMA cache_size = -65536;
+PRAGMA temp_store = MEMORY;";
 
 /// One connection to whichever backend the configuration names.
 #[derive(diesel::MultiConnection)]

@@ -57,8 +57,8 @@ CREATE TABLE transactions (
 -- Listing newest first with a (date, id) cursor.
 CREATE INDEX transactions_user_date_idx ON transactions (user_id, date, id);
 CREATE INDEX transactions_account_idx ON transactions (account_id, date);
-CREATE INDEX transactions_category_idx ON transactions (category_id);
-CREATE INDEX transactions_transfer_idx ON transactions (transfer_id);
+CREATE INDEX transactions_category_idx ON transactions (category_id) WHERE category_id IS NOT NULL;
+CREATE INDEX transactions_transfer_idx ON transactions (transfer_id) WHERE transfer_id IS NOT NULL;
 -- Imports and bank messages never create the same external transaction twice in one account.
 CREATE UNIQUE INDEX transactions_external_key ON transactions (account_id, external_id);
 
