@@ -260,7 +260,8 @@ async fn import(
                 let hash = row.content_hash(&account_key);
                 let n = occurrences.entry(hash.clone()).or_insert(0);
                 *n += 1;
-                format!("sha256:{hash}#{n}")
+                // Dated keys sort like the rows, so the unique index grows at its end.
+                format!("h:{}:{}#{n}", row.date, &hash[..32])
             }
         };
         if existing.contains(&key) || !seen.insert(key.clone()) {
@@ -300,6 +301,9 @@ async fn import(
         return Ok(HttpResponse::Ok().json(json!({ "would_create": rows.len(), "report": report })));
     }
 
+    // Rows in date order: every date-keyed index then grows mostly at its end, and ids (time
+    // ordered) follow the dates, which is also the order the lists show.
+    rows.sort_by_key(|(_, r)| r.date);
     let total = rows.len();
     let failed_count = report.failed.len();
     let mut processed = 0;
