@@ -120,7 +120,7 @@ for i in $(seq 1 300); do
     fi
     sleep 0.1
 done
-log "server ready (pid $SERVER_PID): $(curl -fsS -m 2 "$BASE_URL/readyz")"
+log "server ready (pid $SERVER_PID): $(curl -fsS -m 2 "$BASE_URL/readyz"); RSS at start $(awk '/^VmRSS:/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status") MiB"
 
 set +e
 target/release/loadgen --url "$BASE_URL" --server-pid "$SERVER_PID" "${LOADGEN_ARGS[@]}"

@@ -301,6 +301,7 @@ impl Identity {
             .db
             .run(move |conn| {
                 conn.transaction(|conn| {
+                    store::lock_for_write(conn)?;
                     let Some(rt) = sessions::find_refresh_token(conn, &presented)? else {
                         return Ok(RefreshOutcome::Unknown);
                     };
@@ -560,6 +561,7 @@ impl Identity {
             .db
             .run(move |conn| {
                 conn.transaction(|conn| {
+                    store::lock_for_write(conn)?;
                     let Some(row) = users::find_by_id(conn, &uid)? else {
                         return Ok(None);
                     };

@@ -27,14 +27,16 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Applied to every SQLite connection: durability first (acknowledged means on disk), then
-/// integrity, then patience with the single writer lock; a 64 MiB page cache (used only as
-/// needed) keeps large imports from re-reading index pages.
+/// integrity, then patience with the single writer lock.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
-PRAGMA cache_size = -65536;
 PRAGMA temp_store = MEMORY;";
+
+/// The writer lane's connection also gets a 64 MiB page cache (used only as needed), so large
+/// imports do not re-read index pages; pooled connections keep SQLite's small default.
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -65536;";
 
 /// One connection to whichever backend the configuration names.
 #[derive(diesel::MultiConnection)]
@@ -120,6 +122,26 @@ pub fn connect_url(url: &DatabaseUrl) -> Result<DbConn, StoreError> {
             .map(DbConn::Postgres)
             .map_err(|e| fail(e.to_string().trim().to_string())),
     }
+}
+
+/// A connection for a writer lane.
+pub fn connect_writer(url: &DatabaseUrl) -> Result<DbConn, StoreError> {
+    let mut conn = connect_url(url)?;
+    if let DbConn::Sqlite(c) = &mut conn {
+        c.batch_execute(SQLITE_WRITER_PRAGMAS)?;
+    }
+    Ok(conn)
+}
+
+/// Call first inside a transaction that reads before it writes. SQLite (WAL) cannot upgrade a
+/// read transaction to a write one while another connection commits — it fails at once with
+/// "database is locked", and the busy timeout does not apply. A write statement first takes the
+/// write lock up front, waiting for it like any write. (PostgreSQL needs nothing.)
+pub fn lock_for_write(conn: &mut DbConn) -> Result<(), StoreError> {
+    if let DbConn::Sqlite(c) = conn {
+        c.batch_execute("UPDATE users SET id = id WHERE 0")?;
+    }
+    Ok(())
 }
 
 /// r2d2 manager that opens the configured backend explicitly (no guessing by trial).

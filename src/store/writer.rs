@@ -17,7 +17,7 @@ use super::schema::{
     accounts, budget_alerts, budgets, categories, events, exchange_rates, goals, idempotency_keys,
     notifications, recurring, transactions,
 };
-use super::{connect_url, DbConn, StoreError};
+use super::{connect_writer, DbConn, StoreError};
 use crate::config::DatabaseUrl;
 
 /// Commits taken into one database transaction at most.
@@ -86,7 +86,7 @@ impl Writer {
         };
         let mut senders = Vec::with_capacity(lanes);
         for lane in 0..lanes {
-            let conn = connect_url(url)?;
+            let conn = connect_writer(url)?;
             let (tx, rx) = mpsc::channel::<Commit>();
             std::thread::Builder::new()
                 .name(format!("ledgerline-writer-{lane}"))

@@ -19,6 +19,7 @@ on_both_backends!(
     stored_hash_is_argon2id_and_passwords_round_trip,
     profile_updates_are_validated,
     deleted_account_is_gone,
+    refresh_works_under_write_load,
 );
 
 async fn register_login_and_me(backend: Backend) {
@@ -468,4 +469,62 @@ async fn deleted_account_is_gone(backend: Backend) {
     login.problem(401);
     // The address is free again.
     app.register("gone@example.org", PASSWORD).await;
+}
+
+/// Sign-in writes (refresh rotation) while the Ledger writer commits constantly: SQLite must
+/// not answer "database is locked" (a read transaction cannot be upgraded while another
+/// connection commits; the identity writes take the write lock first).
+async fn refresh_works_under_write_load(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = crate::ledger::user(&app, "busy@example.org").await;
+    let a = crate::ledger::account(&app, &t, "Main", "EUR", "0").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let (client, url, t, a, stop) = (
+            app.client.clone(),
+            app.url("/api/v1/transactions"),
+            t.clone(),
+            a.clone(),
+            stop.clone(),
+        );
+        writers.push(actix_web::rt::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&t)
+                    .json(&json!({ "account_id": a, "amount": "-0.01" }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut refresh = app.login("busy@example.org", PASSWORD).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..40 {
+        let r = app
+            .post(
+                "/api/v1/auth/refresh",
+                None,
+                json!({ "refresh_token": refresh }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+        refresh = token(&r.json(), "refresh_token");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for w in writers {
+        written += w.await.unwrap();
+    }
+    assert!(written > 0);
 }

@@ -195,20 +195,28 @@ fn real_main(args: Args) -> Result<ExitCode> {
             request_timeout,
         )
         .await?;
+        // A verification that could not finish (e.g. the server stopped answering) is a failed
+        // verification, reported next to the load results rather than instead of them.
         let verification = if args.verify {
-            Some(verify::verify(&args, &target, &users, request_timeout).await?)
+            Some(verify::verify(&args, &target, &users, request_timeout).await)
         } else {
             None
         };
         refresher.abort();
 
-        let summary = report::Summary::new(&args, &outcome, verification.as_ref());
+        let verification_json = verification.as_ref().map(|v| match v {
+            Ok(v) => v.to_json(),
+            Err(e) => serde_json::json!({ "passed": false, "error": format!("{e:#}") }),
+        });
+        let summary = report::Summary::new(&args, &outcome, verification_json);
         if args.json {
             println!("{}", summary.to_json());
         } else {
             print!("{}", summary.to_text());
-            if let Some(v) = &verification {
-                print!("{}", v.to_text());
+            match &verification {
+                Some(Ok(v)) => print!("{}", v.to_text()),
+                Some(Err(e)) => println!("verify:         FAILED — could not finish: {e:#}"),
+                None => {}
             }
         }
 
@@ -224,11 +232,13 @@ fn real_main(args: Args) -> Result<ExitCode> {
             eprintln!("loadgen: no request completed in the measured time");
             failed = true;
         }
-        if let Some(v) = &verification {
-            if !v.passed() {
+        match &verification {
+            Some(Ok(v)) if v.passed() => {}
+            Some(_) => {
                 eprintln!("loadgen: verification FAILED");
                 failed = true;
             }
+            None => {}
         }
         Ok(if failed {
             ExitCode::FAILURE

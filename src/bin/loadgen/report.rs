@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::run::{Outcome, KIND_NAMES};
-use crate::verify::Verification;
 use crate::Args;
 
 pub struct Summary {
@@ -34,7 +33,7 @@ fn ms(us: u64) -> f64 {
 }
 
 impl Summary {
-    pub fn new(args: &Args, outcome: &Outcome, verification: Option<&Verification>) -> Summary {
+    pub fn new(args: &Args, outcome: &Outcome, verification: Option<Value>) -> Summary {
         let h = &outcome.histogram;
         let measured_s = outcome.measured.as_secs_f64();
         let ok_by_kind = KIND_NAMES
@@ -68,7 +67,7 @@ impl Summary {
                 ("max", ms(h.max())),
                 ("mean", h.mean() / 1000.0),
             ],
-            verification: verification.map(Verification::to_json),
+            verification,
             client_cores: outcome.cpu.client_cores,
             server_cores: outcome.cpu.server_cores,
             machine_busy_cores: outcome.cpu.machine_busy_cores,

@@ -25,6 +25,8 @@ pub struct User {
     /// `Bearer <access token>`.
     token: RwLock<HeaderValue>,
     refresh_token: Mutex<String>,
+    /// Lifetime of the access token in seconds, as the server said.
+    pub expires_in: u64,
     /// Creates answered with 2xx (setup, warm-up and measured time alike).
     pub acked_creates: AtomicU64,
     /// The sum of their amounts, in cents.
@@ -121,6 +123,10 @@ async fn register(client: &mut Client, run_id: &str, index: u32) -> Result<User>
     let pair = answer.json().context(what.clone())?;
     let access = str_field(&pair, "access_token", &what)?;
     let refresh = str_field(&pair, "refresh_token", &what)?;
+    let expires_in = pair
+        .get("expires_in")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| anyhow!("{what}: the answer has no number `expires_in`: {pair}"))?;
     let token = HeaderValue::from_str(&format!("Bearer {access}"))
         .context("the access token is not a valid header value")?;
 
@@ -145,6 +151,7 @@ async fn register(client: &mut Client, run_id: &str, index: u32) -> Result<User>
         account_id,
         token: RwLock::new(token),
         refresh_token: Mutex::new(refresh.to_string()),
+        expires_in,
         acked_creates: AtomicU64::new(0),
         acked_sum: AtomicI64::new(0),
         uncertain_creates: AtomicU64::new(0),
@@ -245,8 +252,8 @@ pub async fn prepare(args: &Args, target: &Target, timeout: Duration) -> Result<
     Ok(Arc::new(users))
 }
 
-/// Refresh every user's tokens well before the access tokens (15 min by default) run out, so
-/// that long runs keep working. Short runs end before the first refresh.
+/// Refresh every user's tokens when two thirds of the access token lifetime (15 min by default)
+/// have passed, so that long runs keep working. Short runs end before the first refresh.
 pub fn spawn_refresher(
     users: Users,
     target: Target,
@@ -260,12 +267,31 @@ pub fn spawn_refresher(
                 return;
             }
         };
+        let lifetime = users.iter().map(|u| u.expires_in).min().unwrap_or(900);
+        let every = Duration::from_secs((lifetime * 2 / 3).max(10));
         loop {
-            tokio::time::sleep(Duration::from_secs(10 * 60)).await;
-            for user in users.iter() {
-                if let Err(e) = refresh(&mut client, user).await {
-                    eprintln!("loadgen: warning: {e:#}");
+            tokio::time::sleep(every).await;
+            let mut pending: Vec<&User> = users.iter().collect();
+            // A failed refresh is tried again a few times, 5 s apart, before the token runs out.
+            for attempt in 1..=4 {
+                let mut failed = Vec::new();
+                let mut first_error = None;
+                for user in pending {
+                    if let Err(e) = refresh(&mut client, user).await {
+                        first_error.get_or_insert(e);
+                        failed.push(user);
+                    }
                 }
+                let Some(e) = first_error else {
+                    break;
+                };
+                eprintln!(
+                    "loadgen: warning: refreshing tokens failed for {} users (attempt {attempt} \
+                     of 4), e.g. {e:#}",
+                    failed.len()
+                );
+                pending = failed;
+                tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }
     })
