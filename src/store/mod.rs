@@ -36,7 +36,10 @@ PRAGMA temp_store = MEMORY;";
 
 /// The writer lane's connection also gets a 64 MiB page cache (used only as needed), so large
 /// imports do not re-read index pages; pooled connections keep SQLite's small default.
-const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -65536;";
+/// It never checkpoints inline either: a separate checkpointer thread copies the WAL back into the
+/// database (PASSIVE: never blocking the writer), so commits do not pay for it.
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -65536;
+PRAGMA wal_autocheckpoint = 0;";
 
 /// One connection to whichever backend the configuration names.
 #[derive(diesel::MultiConnection)]

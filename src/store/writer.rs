@@ -1,7 +1,7 @@
 //! Group commit. Every ledger write reaches the database through a writer lane: a thread with its
 //! own connection that takes all commits waiting in its queue and applies them in ONE database
-//! transaction (one fsync for many users' writes), each commit inside its own savepoint so one
-//! bad commit fails alone. SQLite has one lane (it has one writer anyway); PostgreSQL several,
+//! transaction (one fsync for many users' writes); if any of them fails, the batch is retried
+//! commit by commit, so one bad commit fails alone. SQLite has one lane (it has one writer anyway); PostgreSQL several,
 //! a user always on the same lane so their commits stay in order.
 use std::hash::{Hash, Hasher};
 use std::sync::mpsc;
@@ -17,7 +17,7 @@ use super::schema::{
     accounts, budget_alerts, budgets, categories, events, exchange_rates, goals, idempotency_keys,
     notifications, recurring, transactions,
 };
-use super::{connect_writer, DbConn, StoreError};
+use super::{connect_url, connect_writer, DbConn, StoreError};
 use crate::config::DatabaseUrl;
 
 /// Commits taken into one database transaction at most.
@@ -75,6 +75,8 @@ struct Commit {
 #[derive(Clone)]
 pub struct Writer {
     lanes: Vec<mpsc::Sender<Commit>>,
+    /// Dropped with the last handle: tells the checkpointer to stop.
+    _alive: std::sync::Arc<mpsc::Sender<()>>,
 }
 
 impl Writer {
@@ -94,7 +96,34 @@ impl Writer {
                 .map_err(|e| StoreError::Task(e.to_string()))?;
             senders.push(tx);
         }
-        Ok(Writer { lanes: senders })
+        let (alive, stopped) = mpsc::channel::<()>();
+        if let DatabaseUrl::Sqlite(_) = url {
+            let mut conn = connect_url(url)?;
+            std::thread::Builder::new()
+                .name("ledgerline-checkpointer".into())
+                .spawn(move || {
+                    while let Err(mpsc::RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(std::time::Duration::from_millis(500))
+                    {
+                        if let Err(e) = diesel::connection::SimpleConnection::batch_execute(
+                            &mut conn,
+                            "PRAGMA wal_checkpoint(PASSIVE);",
+                        ) {
+                            tracing::warn!(error = %e, "WAL checkpoint failed");
+                        }
+                    }
+                    // A last full checkpoint keeps the WAL small for the next start.
+                    let _ = diesel::connection::SimpleConnection::batch_execute(
+                        &mut conn,
+                        "PRAGMA wal_checkpoint(TRUNCATE);",
+                    );
+                })
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+        }
+        Ok(Writer {
+            lanes: senders,
+            _alive: std::sync::Arc::new(alive),
+        })
     }
 
     /// Commit `ops` atomically for `user_id`; resolves once durable (or failed).
@@ -122,23 +151,28 @@ fn run_lane(mut conn: DbConn, rx: mpsc::Receiver<Commit>) {
             }
         }
         let started = Instant::now();
-        let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(batch.len());
-        let outer = conn.transaction::<_, diesel::result::Error, _>(|conn| {
-            results.clear();
+        // Fast path: the whole batch in one transaction. Should any command fail, the batch is
+        // rolled back and every command is committed on its own, so one bad command fails alone.
+        let together = conn.transaction::<_, StoreError, _>(|conn| {
             for commit in &batch {
-                // A nested transaction is a savepoint: a failing commit is rolled back alone.
-                let r = conn.transaction::<_, StoreError, _>(|conn| apply(conn, &commit.ops));
-                results.push(r);
+                apply(conn, &commit.ops)?;
             }
             Ok(())
         });
-        if let Err(e) = outer {
-            tracing::error!(error = %e, commits = batch.len(), "group commit failed");
-            let message = e.to_string();
-            results = batch
+        let results: Vec<Result<(), StoreError>> = match together {
+            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+            Err(_) if batch.len() > 1 => batch
                 .iter()
-                .map(|_| Err(StoreError::Task(format!("commit failed: {message}"))))
-                .collect();
+                .map(|commit| conn.transaction::<_, StoreError, _>(|conn| apply(conn, &commit.ops)))
+                .collect(),
+            Err(e) => vec![Err(e)],
+        };
+        if results.iter().any(Result::is_err) {
+            tracing::warn!(
+                failed = results.iter().filter(|r| r.is_err()).count(),
+                commits = batch.len(),
+                "some commits failed"
+            );
         }
         tracing::trace!(
             commits = batch.len(),

@@ -60,7 +60,7 @@ CREATE INDEX transactions_account_idx ON transactions (account_id, date);
 CREATE INDEX transactions_category_idx ON transactions (category_id) WHERE category_id IS NOT NULL;
 CREATE INDEX transactions_transfer_idx ON transactions (transfer_id) WHERE transfer_id IS NOT NULL;
 -- Imports and bank messages never create the same external transaction twice in one account.
-CREATE UNIQUE INDEX transactions_external_key ON transactions (account_id, external_id);
+CREATE UNIQUE INDEX transactions_external_key ON transactions (account_id, external_id) WHERE external_id IS NOT NULL;
 
 -- Every committed change, per user, in a gapless sequence: WebSocket resume and webhooks read it.
 CREATE TABLE events (
