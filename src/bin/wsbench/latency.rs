@@ -155,7 +155,15 @@ pub async fn run(
     let live = Arc::new(Live::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let opened = ws::open_all(
-        args, target, &users, timeout, clock, &run_id, &live, &stop_rx,
+        args,
+        0..args.sessions,
+        target,
+        &users,
+        timeout,
+        clock,
+        &run_id,
+        &live,
+        &stop_rx,
     )
     .await?;
     if let Some((index, why)) = opened.failures.first() {
@@ -188,8 +196,10 @@ pub async fn run(
         clock,
         error_samples: Mutex::new(BTreeMap::new()),
     });
-    // Up to a second of creates may wait for a free writer; beyond that they are skipped.
-    let capacity = (la.rate.ceil() as usize).clamp(64, 1_000_000);
+    // Creates wait for a free writer in a short queue (4 per writer, or 10 ms of the rate if
+    // more); a create due when the queue is full is skipped and counted, so that an overloaded
+    // server shows as a shortfall in tx/s rather than as an ever longer wait before sending.
+    let capacity = (la.writers as usize * 4).max((la.rate / 100.0).ceil() as usize);
     let (queue_tx, queue_rx) = mpsc::channel::<u64>(capacity);
     let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
     let mut writers = JoinSet::new();

@@ -104,6 +104,9 @@ pub struct IdleArgs {
     /// Transactions to create for user 0 to check that every one of its sockets gets them.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub verify_writes: u32,
+    /// Open the sessions in this many equal batches, sampling the server's memory after each.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub steps: u32,
     /// Seconds to let the server settle before each RSS sample.
     #[arg(long, default_value_t = 2.0)]
     pub settle: f64,

@@ -263,11 +263,12 @@ pub struct Opened {
     pub elapsed: Duration,
 }
 
-/// Open `--sessions` sessions (session i belongs to user i % users), `--connect-concurrency` at
-/// a time, and start a reader for each as soon as its snapshot arrived.
+/// Open sessions `range` (session i belongs to user i % users), `--connect-concurrency` at a
+/// time, and start a reader for each as soon as its snapshot arrived.
 #[allow(clippy::too_many_arguments)]
 pub async fn open_all(
     args: &crate::Args,
+    range: std::ops::Range<u32>,
     target: &Target,
     users: &crate::setup::Users,
     timeout: Duration,
@@ -276,11 +277,13 @@ pub async fn open_all(
     live: &Arc<Live>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Opened> {
-    let total = args.sessions;
+    let first = range.start;
+    let total = range.end.saturating_sub(range.start);
     let user_count = u32::try_from(users.len()).context("too many users")?;
     let started = Instant::now();
     eprintln!(
-        "wsbench: opening {total} WebSocket sessions over {user_count} users ({} at a time)…",
+        "wsbench: opening {total} WebSocket sessions ({first}..{}) over {user_count} users ({} at a time)…",
+        range.end,
         args.connect_concurrency
     );
     let next = Arc::new(AtomicU64::new(0));
@@ -307,6 +310,7 @@ pub async fn open_all(
                 if index >= total {
                     break;
                 }
+                let index = first + index;
                 let user_index = index % user_count;
                 let Some(user) = users.get(user_index as usize) else {
                     break;
