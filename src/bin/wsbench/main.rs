@@ -18,6 +18,8 @@
 //!
 //! It only ever connects to the address in `--url`, which must be a loopback address, and stops
 //! by itself after the configured times.
+// One keep-alive HTTP client for both load tools: the same file as loadgen's.
+#[path = "../loadgen/client.rs"]
 mod client;
 mod idle;
 mod latency;
