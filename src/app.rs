@@ -4,12 +4,13 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Arbiter, Supervisor};
+use actix::{Actor, Addr, Arbiter, Supervisor, SyncArbiter};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
+use crate::actors::categorizer::Categorizer;
 use crate::actors::directory::Directory;
 use crate::actors::hub::Hub;
 use crate::actors::scheduler::Scheduler;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub identity: Identity,
     pub db: Db,
     pub hub: Addr<Hub>,
+    pub categorizer: Addr<Categorizer>,
     pub tickets: Tickets,
     pub settings: Arc<Settings>,
     pub started_at: Instant,
@@ -43,6 +45,7 @@ pub struct Services {
     pub identity: Identity,
     pub db: Db,
     pub hub: Addr<Hub>,
+    pub categorizer: Addr<Categorizer>,
 }
 
 impl Services {
@@ -78,10 +81,12 @@ impl Services {
             .map(|_| Arbiter::new().handle())
             .collect();
         let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), |_| Hub::default());
+        // CPU-bound categorizing and message parsing, on threads of its own.
+        let categorizer = SyncArbiter::start(settings.workers.max(1), || Categorizer);
         let directory = {
-            let (db, hub) = (db.clone(), hub.clone());
+            let (db, hub, categorizer) = (db.clone(), hub.clone(), categorizer.clone());
             Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-                Directory::new(db, writer, Some(hub), ledger_threads)
+                Directory::new(db, writer, Some(hub), Some(categorizer), ledger_threads)
             })
         };
         Scheduler::new(db.clone(), directory.clone(), settings.scheduler_tick).start();
@@ -128,18 +133,29 @@ impl Services {
                 minutes += 1;
             }
         });
-        Ok(Services { identity, db, hub })
+        Ok(Services {
+            identity,
+            db,
+            hub,
+            categorizer,
+        })
     }
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
-        let Services { identity, db, hub } = Services::start(&settings).await?;
+        let Services {
+            identity,
+            db,
+            hub,
+            categorizer,
+        } = Services::start(&settings).await?;
         let state = web::Data::new(AppState {
             identity,
             db,
             hub,
+            categorizer,
             tickets: Tickets::default(),
             settings: settings.clone(),
             started_at: Instant::now(),

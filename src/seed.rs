@@ -253,6 +253,9 @@ fn generate(rng: &mut StdRng, start: NaiveDate, today: NaiveDate, months: u32) -
                     notes: String::new(),
                     external_id: None,
                     category_id: None,
+                    category_source: None,
+                    confidence: None,
+                    tags: Vec::new(),
                 },
             ));
         }

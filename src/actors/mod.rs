@@ -9,7 +9,9 @@
 //! | [`scheduler::Scheduler`] | process | time: creates due recurring transactions, catching up after downtime |
 //! | [`ws_session::WsSession`] | connection | one client: snapshot, replay, live events, heartbeat |
 //! | [`budget_watcher::BudgetWatcher`] | active user | raises budget thresholds exactly once, re-arms them |
+//! | [`categorizer::Categorizer`] | pool (threads) | CPU-bound: rules → merchant memory → classifier; parses bank messages |
 pub mod budget_watcher;
+pub mod categorizer;
 pub mod directory;
 pub mod hub;
 pub mod ledger;

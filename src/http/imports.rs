@@ -360,6 +360,9 @@ fn to_import_row(row: ImportedRow, key: String, index: &HashMap<String, Uuid>) -
         notes: truncate(row.notes.as_deref().unwrap_or_default(), 5000),
         external_id: Some(truncate(&key, 200)),
         category_id,
+        category_source: None,
+        confidence: None,
+        tags: Vec::new(),
     }
 }
 

@@ -9,12 +9,14 @@ pub mod categories;
 pub mod extract;
 pub mod health;
 pub mod imports;
+pub mod ingest;
 pub mod json;
 pub mod ledger;
 pub mod me;
 pub mod plans;
 pub mod rates;
 pub mod reports;
+pub mod rules;
 pub mod telemetry;
 pub mod transactions;
 pub mod ws;
@@ -46,6 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(ws::configure)
             .configure(budgets::configure)
             .configure(plans::configure)
+            .configure(rules::configure)
+            .configure(ingest::configure)
             .default_service(web::to(not_found)),
     )
     .default_service(web::to(not_found));

@@ -114,6 +114,10 @@ pub struct LedgerSnapshot {
     pub timezone: String,
     pub recurring: Vec<super::plans::RecurringRow>,
     pub goals: Vec<super::plans::GoalRow>,
+    pub rules: Vec<super::rules::RuleRow>,
+    pub memory: Vec<super::rules::MemoryRow>,
+    /// The user's own recent category choices (newest first), for the classifier.
+    pub labels: Vec<super::rules::LabelRow>,
 }
 
 /// Spending and income of one day, account and category (transfers excluded).
@@ -199,7 +203,13 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
             .unwrap_or_else(|| "UTC".to_string());
         let recurring = super::plans::load_recurring(conn, user_id)?;
         let goals = super::plans::load_goals(conn, user_id)?;
+        let rules = super::rules::load_rules(conn, user_id)?;
+        let memory = super::rules::load_memory(conn, user_id)?;
+        let labels = super::rules::load_labels(conn, user_id)?;
         Ok(LedgerSnapshot {
+            rules,
+            memory,
+            labels,
             recurring,
             goals,
             budgets,
@@ -307,6 +317,22 @@ pub fn external_ids_of_account(
         .select(transactions::external_id)
         .load(conn)?;
     Ok(ids.into_iter().flatten().collect())
+}
+
+/// The transaction with this external id in this account, if any.
+pub fn find_by_external_id(
+    conn: &mut DbConn,
+    user_id: &str,
+    account_id: &str,
+    external_id: &str,
+) -> Result<Option<TransactionRow>, StoreError> {
+    Ok(transactions::table
+        .filter(transactions::user_id.eq(user_id))
+        .filter(transactions::account_id.eq(account_id))
+        .filter(transactions::external_id.eq(external_id))
+        .select(TransactionRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// External ids already present in an account, among `candidates`.

@@ -6,6 +6,7 @@
 pub mod budgets;
 pub mod ledger;
 pub mod plans;
+pub mod rules;
 pub mod schema;
 pub mod sessions;
 pub mod users;

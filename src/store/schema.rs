@@ -241,3 +241,30 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(recurring, goals, transactions);
+
+diesel::table! {
+    rules (id) {
+        id -> Text,
+        user_id -> Text,
+        position -> BigInt,
+        name -> Text,
+        conditions -> Text,
+        match_mode -> Text,
+        actions -> Text,
+        stop_processing -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    merchant_memory (user_id, merchant_key) {
+        user_id -> Text,
+        merchant_key -> Text,
+        category_id -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(rules, merchant_memory, transactions);

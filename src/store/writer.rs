@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::budgets::{AlertRow, BudgetRow, NotificationRow};
 use super::ledger::{AccountRow, CategoryRow, EventRow, IdempotencyRow, RateRow, TransactionRow};
 use super::plans::{GoalRow, RecurringRow};
+use super::rules::{MemoryRow, RuleRow};
 use super::schema::{
     accounts, budget_alerts, budgets, categories, events, exchange_rates, goals, idempotency_keys,
     notifications, recurring, transactions,
@@ -62,6 +63,12 @@ pub enum WriteOp {
     InsertGoal(GoalRow),
     UpdateGoal(GoalRow),
     DeleteGoal(String),
+    InsertRule(RuleRow),
+    UpdateRule(RuleRow),
+    DeleteRule(String),
+    /// Update many transactions (a rule applied to existing ones).
+    UpdateTransactions(Vec<TransactionRow>),
+    UpsertMerchantMemory(Vec<MemoryRow>),
     /// Test hook: make this commit fail after applying its other operations.
     InjectFailure,
 }
@@ -332,6 +339,17 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
             WriteOp::DeleteGoal(id) => {
                 diesel::delete(goals::table.find(id)).execute(conn)?;
             }
+            WriteOp::InsertRule(row) => super::rules::insert_rule(conn, row)?,
+            WriteOp::UpdateRule(row) => super::rules::update_rule(conn, row)?,
+            WriteOp::DeleteRule(id) => super::rules::delete_rule(conn, id)?,
+            WriteOp::UpdateTransactions(rows) => {
+                for row in rows {
+                    diesel::update(transactions::table.find(&row.id))
+                        .set(row)
+                        .execute(conn)?;
+                }
+            }
+            WriteOp::UpsertMerchantMemory(rows) => super::rules::upsert_memory(conn, rows)?,
             WriteOp::InjectFailure => {
                 return Err(StoreError::Task("injected commit failure".into()));
             }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 pub use messages::{Authenticate, CachedUsers, Forget, LedgerFor, LiveLedgers, Rejection, Retire};
 
+use crate::actors::categorizer::Categorizer;
 use crate::actors::hub::Hub;
 use crate::actors::ledger::Ledger;
 use crate::identity::{Principal, UserView};
@@ -81,6 +82,7 @@ pub struct Directory {
     db: Db,
     writer: Writer,
     hub: Option<Addr<Hub>>,
+    categorizer: Option<Addr<Categorizer>>,
     /// Threads the Ledgers run on, used in turn.
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
@@ -98,12 +100,14 @@ impl Directory {
         db: Db,
         writer: Writer,
         hub: Option<Addr<Hub>>,
+        categorizer: Option<Addr<Categorizer>>,
         arbiters: Vec<ArbiterHandle>,
     ) -> Self {
         Directory {
             db,
             writer,
             hub,
+            categorizer,
             arbiters,
             next_arbiter: 0,
             ledgers: HashMap::new(),
@@ -122,7 +126,9 @@ impl Directory {
             self.respawns += 1;
         }
         let (db, writer, hub) = (self.db.clone(), self.writer.clone(), self.hub.clone());
-        let make = move |_: &mut Context<Ledger>| Ledger::new(user_id, db, writer, hub);
+        let categorizer = self.categorizer.clone();
+        let make =
+            move |_: &mut Context<Ledger>| Ledger::new(user_id, db, writer, hub, categorizer);
         let addr = if self.arbiters.is_empty() {
             Ledger::create(make)
         } else {

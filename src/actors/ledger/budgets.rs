@@ -113,12 +113,7 @@ pub struct BudgetInput {
     pub version: Option<i64>,
 }
 
-fn json_reply<T: Serialize>(status: u16, body: &T) -> Result<Reply, ApiError> {
-    Ok(Reply {
-        status,
-        body: serde_json::to_string(body).map_err(ApiError::internal)?,
-    })
-}
+use super::plan::json_reply;
 
 impl LedgerState {
     /// The categories a budget counts: the listed ones and their children.

@@ -11,11 +11,13 @@ use actix::{
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::categorize;
 use super::messages::*;
 use super::plan::Plan;
 use super::reports::{self, AccountInfo, Cashflow, CategoryInfo, Summary};
 use super::views::{AccountView, CategoryView};
 use super::{Effect, Ledger};
+use crate::actors::categorizer::{Assignment, Categorize, Item};
 use crate::actors::hub::{Frame, Publish};
 use crate::domain::events::Envelope;
 use crate::error::ApiError;
@@ -181,6 +183,48 @@ impl Ledger {
         }
     }
 
+    /// Like [`Ledger::write`], but first has the Categorizer pool decide for `items`; the plan
+    /// gets one assignment per item. A pool that cannot answer leaves them uncategorized: a
+    /// categorizer problem never fails a write.
+    fn write_categorized(
+        &mut self,
+        idempotency: Option<IdempotencyKey>,
+        items: Vec<Item>,
+        plan: impl FnOnce(&Self, Vec<Assignment>) -> Result<Plan, ApiError> + 'static,
+    ) -> AtomicResponse<Self, WriteResult> {
+        self.touch();
+        if let Some(answer) = self.replay(&idempotency) {
+            return done(answer);
+        }
+        let Some(pool) = self.categorizer.clone().filter(|_| !items.is_empty()) else {
+            let assignments = items
+                .iter()
+                .map(|i| self.state.model.categorize(i))
+                .collect();
+            return match plan(self, assignments) {
+                Ok(plan) => AtomicResponse::new(self.commit(plan, idempotency)),
+                Err(e) => done(Err(e)),
+            };
+        };
+        let count = items.len();
+        let request = Categorize {
+            model: self.state.model.clone(),
+            items,
+        };
+        AtomicResponse::new(Box::pin(async move { pool.send(request).await }.into_actor(self).then(
+            move |answer, act, _ctx| {
+                let assignments = answer.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "categorizer pool unavailable; leaving transactions uncategorized");
+                    vec![Assignment::default(); count]
+                });
+                match plan(act, assignments) {
+                    Ok(plan) => act.commit(plan, idempotency),
+                    Err(e) => Box::pin(fut::ready(Err(e))),
+                }
+            },
+        )))
+    }
+
     /// Read from the database (after every earlier write of this user is committed, since
     /// writes are atomic), then plan and commit.
     fn read_then_write<T: Send + 'static>(
@@ -288,9 +332,14 @@ impl Handler<CreateTransaction> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
     fn handle(&mut self, msg: CreateTransaction, _ctx: &mut Self::Context) -> Self::Result {
         let uid = self.uid.clone();
-        self.write(msg.idempotency, move |l| {
+        let items: Vec<Item> = self.state.item_for(&msg.input).into_iter().collect();
+        let mut input = msg.input;
+        self.write_categorized(msg.idempotency, items, move |l, assignments| {
+            if let Some(a) = assignments.first() {
+                categorize::assign(&mut input, a);
+            }
             l.state
-                .plan_create_transactions(&uid, vec![msg.input])
+                .plan_create_transactions(&uid, vec![input])
                 .map(|(_, plan)| plan)
         })
     }
@@ -399,11 +448,43 @@ impl Handler<ImportChunk> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
     fn handle(&mut self, msg: ImportChunk, _ctx: &mut Self::Context) -> Self::Result {
         let uid = self.uid.clone();
-        self.write(None, move |l| {
+        let exponent = self
+            .state
+            .accounts
+            .get(&msg.account_id)
+            .map_or(2, |a| a.currency.exponent());
+        let items = msg
+            .rows
+            .iter()
+            .map(|r| Item {
+                description: r.description.clone(),
+                merchant: r.merchant.clone(),
+                amount: r.amount,
+                exponent,
+                account: msg.account_id,
+                has_category: r.category_id.is_some(),
+            })
+            .collect();
+        let mut rows = msg.rows;
+        self.write_categorized(None, items, move |l, assignments| {
+            for (row, a) in rows.iter_mut().zip(&assignments) {
+                if let (None, Some((c, source, confidence))) = (row.category_id, a.category) {
+                    row.category_id = Some(c);
+                    row.category_source = Some(source);
+                    row.confidence = Some(confidence);
+                }
+                if let Some(m) = &a.merchant {
+                    row.merchant = m.chars().take(200).collect();
+                }
+                row.tags.extend(a.tags.iter().cloned());
+                if let (Some(n), true) = (&a.notes, row.notes.is_empty()) {
+                    row.notes = n.clone();
+                }
+            }
             l.state.plan_import_chunk(
                 &uid,
                 msg.account_id,
-                msg.rows,
+                rows,
                 msg.source,
                 &msg.import_id,
                 msg.processed,
@@ -863,5 +944,102 @@ impl Handler<Shutdown> for Ledger {
     type Result = ();
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+// ---- rules ---------------------------------------------------------------------------------
+
+impl Handler<CreateRule> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateRule, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state.plan_create_rule(&uid, msg.spec, msg.position)
+        })
+    }
+}
+
+impl Handler<UpdateRule> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateRule, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_update_rule(msg.id, msg.patch))
+    }
+}
+
+impl Handler<DeleteRule> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteRule, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_delete_rule(msg.id))
+    }
+}
+
+impl Handler<ReorderRules> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: ReorderRules, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_reorder_rules(msg.ids))
+    }
+}
+
+/// Rows read per page while looking for the transactions a rule matches.
+const APPLY_PAGE: i64 = 5_000;
+
+impl Handler<ApplyRule> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: ApplyRule, _ctx: &mut Self::Context) -> Self::Result {
+        let rule = match self.state.compiled_rule(msg.id) {
+            Ok(rule) => rule,
+            Err(e) => return done(Err(e)),
+        };
+        let scan = rule.clone();
+        self.read_then_write(
+            move |conn, uid| {
+                let mut matched = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let page = crate::store::rules::rule_candidates(
+                        conn,
+                        uid,
+                        after.as_deref(),
+                        APPLY_PAGE,
+                    )?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id.clone());
+                    let full = page.len() as i64 == APPLY_PAGE;
+                    matched.extend(page.into_iter().filter(|row| {
+                        categorize::item_of(row, true).is_some_and(|item| {
+                            scan.matches(&crate::domain::rules::Subject {
+                                description: &item.description,
+                                merchant: &item.merchant,
+                                amount: item.amount,
+                                exponent: item.exponent,
+                                account: item.account,
+                                transfer: false,
+                            })
+                        })
+                    }));
+                    if !full {
+                        break;
+                    }
+                }
+                Ok(matched)
+            },
+            move |l, matched| l.state.plan_apply_rule(&rule, matched, msg.overwrite),
+        )
+    }
+}
+
+impl Handler<ListRules> for Ledger {
+    type Result = MessageResult<ListRules>;
+    fn handle(&mut self, _msg: ListRules, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        MessageResult(self.state.list_rules())
+    }
+}
+
+impl Handler<GetRule> for Ledger {
+    type Result = MessageResult<GetRule>;
+    fn handle(&mut self, msg: GetRule, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        MessageResult(self.state.get_rule(msg.id))
     }
 }

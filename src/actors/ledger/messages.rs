@@ -5,10 +5,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::budgets::{Alert, BudgetInput, BudgetStatus, BudgetView, Rearm};
+use super::categorize::{RulePatch, RuleView};
 use super::plans::{GoalInput, RecurringInput};
 use super::reports::{Cashflow, Interval, Summary};
 use super::views::{AccountView, CategoryView};
 use crate::domain::ledger::{AccountKind, CategoryKind, CategorySource, Rate, TxnSource};
+use crate::domain::rules::RuleSpec;
 use crate::domain::Currency;
 use crate::error::ApiError;
 
@@ -149,6 +151,10 @@ pub struct ImportRow {
     pub notes: String,
     pub external_id: Option<String>,
     pub category_id: Option<Uuid>,
+    /// Filled by the Categorizer for rows without a category (`None` = chosen by the user).
+    pub category_source: Option<CategorySource>,
+    pub confidence: Option<f64>,
+    pub tags: Vec<String>,
 }
 
 /// What an import did, sent with its last chunk (the `import.completed` event).
@@ -226,6 +232,24 @@ write_message! {
     DeleteGoal { id: Uuid }
     /// Announce goal progress that moved (sent by the Ledger to itself after commits).
     CheckGoals {}
+    CreateRule { spec: RuleSpec, position: Option<i64>, idempotency: Option<IdempotencyKey> }
+    UpdateRule { id: Uuid, patch: RulePatch }
+    DeleteRule { id: Uuid }
+    /// Positions 0, 1, 2… in the order given.
+    ReorderRules { ids: Vec<Uuid> }
+    /// Apply a rule to the stored transactions it matches (hand-chosen categories stay unless
+    /// `overwrite`).
+    ApplyRule { id: Uuid, overwrite: bool }
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<RuleView>")]
+pub struct ListRules;
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<RuleView>")]
+pub struct GetRule {
+    pub id: Uuid,
 }
 
 #[derive(Debug, Clone, Message)]

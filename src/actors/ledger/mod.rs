@@ -9,6 +9,7 @@
 //! published. Commands are handled one at a time (atomically), so memory never runs ahead of the
 //! database. A failed commit stops the actor; the Directory starts a fresh one, which rebuilds.
 pub mod budgets;
+pub mod categorize;
 mod handlers;
 pub mod messages;
 mod plan;
@@ -17,6 +18,7 @@ pub mod reports;
 pub mod views;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
@@ -27,6 +29,7 @@ pub use messages::*;
 pub use plan::rate_json;
 
 use crate::actors::budget_watcher::{BudgetWatcher, Evaluate, StopWatching};
+use crate::actors::categorizer::{Categorizer, Item, UserModel};
 use crate::actors::hub::Hub;
 use crate::domain::ledger::{CategoryKind, Rate};
 use crate::domain::Currency;
@@ -85,6 +88,10 @@ pub(crate) enum Effect {
     RemoveRecurring(Uuid),
     PutGoal(Box<crate::store::plans::GoalRow>),
     RemoveGoal(Uuid),
+    PutRule(Box<crate::store::rules::RuleRow>),
+    RemoveRule(Uuid),
+    /// The user chose this category for this transaction: teach memory and the classifier.
+    Learn(Box<(Item, Uuid)>),
     /// Too much changed to track (cascading delete): rebuild from the database.
     Reload,
 }
@@ -100,6 +107,10 @@ pub(crate) struct LedgerState {
     pub timezone: Option<chrono_tz::Tz>,
     pub recurring: HashMap<Uuid, crate::store::plans::RecurringRow>,
     pub goals: HashMap<Uuid, crate::store::plans::GoalRow>,
+    /// In position order.
+    pub rules: Vec<crate::store::rules::RuleRow>,
+    /// Rules, merchant memory and learned counts, handed to the Categorizer pool.
+    pub model: Arc<UserModel>,
 }
 
 impl LedgerState {
@@ -124,12 +135,20 @@ impl Effect {
                 | Effect::RemoveRecurring(_)
                 | Effect::PutGoal(_)
                 | Effect::RemoveGoal(_)
+                | Effect::PutRule(_)
+                | Effect::RemoveRule(_)
+                | Effect::Learn(_)
         )
     }
 }
 
 impl LedgerState {
-    fn from_snapshot(s: LedgerSnapshot) -> LedgerState {
+    fn from_snapshot(mut s: LedgerSnapshot) -> LedgerState {
+        let (rules, memory, labels) = (
+            std::mem::take(&mut s.rules),
+            std::mem::take(&mut s.memory),
+            std::mem::take(&mut s.labels),
+        );
         let mut state = LedgerState {
             last_seq: s.last_seq,
             timezone: s.timezone.parse().ok(),
@@ -198,6 +217,7 @@ impl LedgerState {
                 state.rates.insert(base, quote, r.date, rate);
             }
         }
+        state.load_model(rules, memory, labels);
         state
     }
 
@@ -230,9 +250,11 @@ impl LedgerState {
                 if let Ok(id) = category.row.id.parse() {
                     self.categories.insert(id, *category);
                 }
+                self.refresh_candidates();
             }
             Effect::RemoveCategory(id) => {
                 self.categories.remove(&id);
+                self.refresh_candidates();
                 // Its transactions are now uncategorized: move their buckets.
                 for day in self.daily.values_mut() {
                     let moved: Vec<_> = day.keys().filter(|k| k.1 == Some(id)).copied().collect();
@@ -279,6 +301,9 @@ impl LedgerState {
             Effect::RemoveGoal(id) => {
                 self.goals.remove(&id);
             }
+            Effect::PutRule(row) => self.put_rule(*row),
+            Effect::RemoveRule(id) => self.remove_rule(id),
+            Effect::Learn(lesson) => self.learn(&lesson.0, lesson.1),
             Effect::Reload => {}
         }
     }
@@ -289,6 +314,8 @@ pub struct Ledger {
     uid: String,
     db: Db,
     writer: Writer,
+    /// The pool that categorizes new transactions (inline when absent).
+    categorizer: Option<Addr<Categorizer>>,
     /// Where committed events go (the WebSocket fan-out).
     hub: Option<Addr<Hub>>,
     watcher: Option<Addr<BudgetWatcher>>,
@@ -301,12 +328,19 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new(user_id: Uuid, db: Db, writer: Writer, hub: Option<Addr<Hub>>) -> Self {
+    pub fn new(
+        user_id: Uuid,
+        db: Db,
+        writer: Writer,
+        hub: Option<Addr<Hub>>,
+        categorizer: Option<Addr<Categorizer>>,
+    ) -> Self {
         Ledger {
             user_id,
             uid: user_id.to_string(),
             db,
             writer,
+            categorizer,
             hub,
             watcher: None,
             goal_last: HashMap::new(),

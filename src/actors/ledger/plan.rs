@@ -24,14 +24,14 @@ pub(crate) struct Plan {
     pub reply: Reply,
 }
 
-fn json_reply<T: serde::Serialize>(status: u16, body: &T) -> Result<Reply, ApiError> {
+pub(super) fn json_reply<T: serde::Serialize>(status: u16, body: &T) -> Result<Reply, ApiError> {
     Ok(Reply {
         status,
         body: serde_json::to_string(body).map_err(ApiError::internal)?,
     })
 }
 
-fn now() -> NaiveDateTime {
+pub(super) fn now() -> NaiveDateTime {
     crate::store::now()
 }
 
@@ -61,7 +61,7 @@ fn money(text: &str, currency: Currency) -> Result<i64, String> {
     parse_minor(text, currency).map_err(|e| format!("{e}"))
 }
 
-fn check_version(current: i64, given: Option<i64>) -> Result<(), ApiError> {
+pub(super) fn check_version(current: i64, given: Option<i64>) -> Result<(), ApiError> {
     match given {
         Some(v) if v != current => Err(ApiError::Conflict(format!(
             "The resource was changed by someone else: your version is {v}, the current one is {current}. Reload and try again."
@@ -485,7 +485,7 @@ impl LedgerState {
         }
     }
 
-    fn facts(row: &TransactionRow) -> Option<Facts> {
+    pub(super) fn facts(row: &TransactionRow) -> Option<Facts> {
         Some(Facts {
             account: row.account_id.parse().ok()?,
             amount: row.amount,
@@ -603,10 +603,14 @@ impl LedgerState {
             [one] => json_reply(201, &TransactionView::new(one))?,
             many => json_reply(201, &json!({ "created": many.len() }))?,
         };
+        let (lessons, memory) = self.lessons(user_id, &rows);
+        effects.extend(lessons);
         Ok((
             rows.clone(),
             Plan {
-                ops: vec![WriteOp::InsertTransactions(rows)],
+                ops: std::iter::once(WriteOp::InsertTransactions(rows))
+                    .chain(memory)
+                    .collect(),
                 events,
                 effects,
                 reply,
@@ -747,13 +751,22 @@ impl LedgerState {
         let mut events = vec![("transaction.updated", json!(TransactionView::new(&row)))];
         events.extend(self.balance_events(&deltas));
         let reply = json_reply(200, &TransactionView::new(&row))?;
+        let mut effects = vec![Effect::Txn {
+            old: old_facts,
+            new: new_facts,
+        }];
+        let mut ops = Vec::with_capacity(2);
+        // A category chosen by hand teaches merchant memory and the classifier at once.
+        if matches!(patch.category_id, Some(Some(_))) {
+            let (lessons, memory) = self.lessons(&row.user_id, [&row]);
+            effects.extend(lessons);
+            ops.extend(memory);
+        }
+        ops.insert(0, WriteOp::UpdateTransaction(row));
         Ok(Plan {
-            ops: vec![WriteOp::UpdateTransaction(row)],
+            ops,
             events,
-            effects: vec![Effect::Txn {
-                old: old_facts,
-                new: new_facts,
-            }],
+            effects,
             reply,
         })
     }
@@ -1101,14 +1114,16 @@ impl LedgerState {
                     occurred_at: None,
                     description: r.description,
                     merchant: r.merchant,
-                    category_source: if r.category_id.is_some() {
-                        CategorySource::User.as_str().to_string()
-                    } else {
-                        CategorySource::None.as_str().to_string()
-                    },
+                    category_source: match (r.category_id, r.category_source) {
+                        (None, _) => CategorySource::None,
+                        (Some(_), Some(source)) => source,
+                        (Some(_), None) => CategorySource::User,
+                    }
+                    .as_str()
+                    .to_string(),
                     category_id: r.category_id.map(|c| c.to_string()),
-                    confidence: None,
-                    tags: "[]".to_string(),
+                    confidence: r.category_id.and(r.confidence),
+                    tags: serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".to_string()),
                     notes: r.notes,
                     transfer_id: None,
                     foreign_amount: None,
@@ -1122,6 +1137,8 @@ impl LedgerState {
             })
             .collect();
         let created = rows.len();
+        let (lessons, memory) = self.lessons(user_id, &rows);
+        effects.extend(lessons);
         let mut events = vec![(
             "import.progress",
             json!({ "import_id": import_id, "account_id": account_id, "processed": processed + created, "total": total }),
@@ -1131,7 +1148,9 @@ impl LedgerState {
             events.push(("import.completed", json!(summary)));
         }
         Ok(Plan {
-            ops: vec![WriteOp::InsertTransactions(rows)],
+            ops: std::iter::once(WriteOp::InsertTransactions(rows))
+                .chain(memory)
+                .collect(),
             events,
             effects,
             reply: json_reply(200, &json!({ "created": created }))?,

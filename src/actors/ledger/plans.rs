@@ -1,7 +1,6 @@
 //! Recurring transactions and goals inside the Ledger: definitions, the plans that write them,
 //! catching up on due occurrences (run by the Scheduler), and goal progress.
 use chrono::NaiveDate;
-use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -19,12 +18,7 @@ use crate::store::writer::WriteOp;
 /// Occurrences created in one run at most (a rule paused for years catches up over several runs).
 pub const MAX_CATCH_UP: usize = 400;
 
-fn json_reply<T: Serialize>(status: u16, body: &T) -> Result<Reply, ApiError> {
-    Ok(Reply {
-        status,
-        body: serde_json::to_string(body).map_err(ApiError::internal)?,
-    })
-}
+use super::plan::json_reply;
 
 fn exponent(code: &str) -> u8 {
     Currency::parse(code).map(|c| c.exponent()).unwrap_or(2)

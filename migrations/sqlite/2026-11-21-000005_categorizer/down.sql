@@ -1,0 +1,3 @@
+DROP INDEX transactions_user_labels;
+DROP TABLE merchant_memory;
+DROP TABLE rules;
