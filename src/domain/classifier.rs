@@ -66,6 +66,7 @@ impl ClassCounts {
 /// The shipped prior: counts per default-category path.
 pub struct Prior {
     classes: HashMap<String, ClassCounts>,
+    words: std::collections::HashSet<String>,
     vocabulary: usize,
     examples: usize,
 }
@@ -125,12 +126,13 @@ impl Prior {
                 .or_default()
                 .add(&ex.features(), 1.0);
         }
-        let mut words: std::collections::HashSet<&String> = std::collections::HashSet::new();
+        let mut words = std::collections::HashSet::new();
         for c in classes.values() {
-            words.extend(c.tokens.keys());
+            words.extend(c.tokens.keys().cloned());
         }
         Prior {
             vocabulary: words.len(),
+            words,
             examples: set.len(),
             classes,
         }
@@ -202,8 +204,7 @@ pub fn best(
             .map(|c| c.tokens.len())
             .sum::<usize>()) as f64;
     let known = |t: &String| {
-        prior.classes.values().any(|c| c.tokens.contains_key(t))
-            || learned.classes.values().any(|c| c.tokens.contains_key(t))
+        prior.words.contains(t) || learned.classes.values().any(|c| c.tokens.contains_key(t))
     };
     let words: Vec<&String> = feats.iter().filter(|t| known(t)).collect();
     if words.is_empty() {

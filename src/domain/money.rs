@@ -281,4 +281,23 @@ mod tests {
             DecimalString("12.5".into())
         );
     }
+
+    proptest::proptest! {
+        /// Any text is either an amount or an error; never a panic.
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,40}", code in "(USD|JPY|BHD|EUR)") {
+            let c = cur(&code);
+            let _ = parse_minor(&text, c);
+            let _ = parse_bound(&text, c, true);
+            let _ = parse_bound(&text, c, false);
+        }
+
+        /// Decimal strings of the currency's precision round-trip exactly.
+        #[test]
+        fn amounts_round_trip(minor in -(1i64 << 52)..(1i64 << 52), code in "(USD|JPY|BHD)") {
+            let c = cur(&code);
+            let text = format_minor(minor, c.exponent());
+            proptest::prop_assert_eq!(parse_minor(&text, c), Ok(minor));
+        }
+    }
 }

@@ -965,7 +965,15 @@ async fn reports_convert_to_the_base_currency(backend: Backend) {
         json!({ "date": "2026-10-07", "category_id": id_of("Restaurants") }),
     )
     .await;
-    txn(&app, &t, &jpy, "-1000", json!({ "date": "2026-10-08" })).await;
+    // Uncategorized (a description the categorizer cannot place).
+    txn(
+        &app,
+        &t,
+        &jpy,
+        "-1000",
+        json!({ "date": "2026-10-08", "description": "qqq" }),
+    )
+    .await;
     txn(
         &app,
         &t,

@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod budgets;
+mod categorizer;
 mod cli;
 mod crash;
 mod imports;

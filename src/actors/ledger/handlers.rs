@@ -124,10 +124,24 @@ impl Ledger {
                         act.state.last_seq += published;
                         let mut reload = false;
                         let mut budgets_moved = false;
+                        let mut new_goals = Vec::new();
                         for effect in effects {
                             reload |= matches!(effect, Effect::Reload);
                             budgets_moved |= effect.moves_budgets();
+                            if let Effect::PutGoal(g) = &effect {
+                                new_goals.extend(g.id.parse::<Uuid>().ok().filter(|id| !act.goal_last.contains_key(id)));
+                            }
                             act.state.apply(effect);
+                        }
+                        // A new goal's answer already shows its progress; no event for that.
+                        for id in new_goals {
+                            if let Some(g) = act.state.goals.get(&id) {
+                                let current = act.state.goal_current(g);
+                                // (One created already reached still gets `goal.reached`.)
+                                if current < g.target_amount {
+                                    act.goal_last.insert(id, current);
+                                }
+                            }
                         }
                         if reload {
                             act.rebuild(ctx);

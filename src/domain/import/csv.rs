@@ -1133,4 +1133,13 @@ DEBIT,01/26/2024,\"MULTI\r\nLINE MEMO\",-3.50,ACH_DEBIT,0.00,\r\n";
             }
         }
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes under a real mapping: a report or an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let _ = parse_csv(&body, &mapping(US_MAPPING), cur("USD"));
+            let _ = parse_csv(&body, &mapping(GERMAN_MAPPING), cur("EUR"));
+        }
+    }
 }
