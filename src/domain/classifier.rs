@@ -18,13 +18,13 @@ use super::ledger::CategoryKind;
 use super::merchant;
 
 /// Laplace smoothing.
-const ALPHA: f64 = 0.3;
+const ALPHA: f64 = 0.03;
 /// How much one of the user's own labels counts against one prior example.
-const USER_WEIGHT: f64 = 1.0;
+const USER_WEIGHT: f64 = 0.5;
 /// How much the class frequency matters (0 = uniform over classes).
 const CLASS_PRIOR_WEIGHT: f64 = 0.3;
 /// Below this the classifier abstains and the transaction stays uncategorized.
-pub const MIN_CONFIDENCE: f64 = 0.25;
+pub const MIN_CONFIDENCE: f64 = 0.45;
 
 /// The features of one transaction.
 pub fn features(
@@ -466,7 +466,7 @@ mod tests {
     fn a_few_labels_teach_a_new_merchant_and_override_the_prior() {
         let (candidates, paths) = default_candidates();
         let id = |path: &str| *paths.iter().find(|(_, p)| *p == path).unwrap().0;
-        let feats = features("ZORBLAX HOLDINGS 4411", "", -4200, 2);
+        let feats = features("ZORBLAX QUIMBY 4411", "", -4200, 2);
         let mut learned = Learned::default();
         assert_eq!(classify(&PRIOR, &learned, &candidates, &feats, true), None);
         learned.learn(id("Education"), &feats);
@@ -475,7 +475,7 @@ mod tests {
         assert_eq!(paths[&got], "Education");
         assert!(confidence > 0.5 && confidence <= 1.0);
         // Money in is never classified into an expense category.
-        let income = features("ZORBLAX HOLDINGS 4411", "", 4200, 2);
+        let income = features("ZORBLAX QUIMBY 4411", "", 4200, 2);
         let guess = classify(&PRIOR, &learned, &candidates, &income, false);
         assert!(guess.is_none_or(|(g, _)| paths[&g] != "Education"));
     }
