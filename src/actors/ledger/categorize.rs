@@ -241,7 +241,11 @@ impl LedgerState {
                     },
                 );
             }
-            effects.push(Effect::Learn(Box::new((item, category))));
+            // The classifier is rebuilt from the 5,000 most recent labels at start; a big
+            // import teaches it no more than that either (memory takes every merchant).
+            if effects.len() < crate::store::rules::LABELS_LOADED as usize {
+                effects.push(Effect::Learn(Box::new((item, category))));
+            }
         }
         let op = (!memory.is_empty())
             .then(|| WriteOp::UpsertMerchantMemory(memory.into_values().collect()));
