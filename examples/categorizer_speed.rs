@@ -1,7 +1,7 @@
 //! Single-core throughput of the Categorizer's two jobs, on the repository's own data:
 //! `cargo run --release --example categorizer_speed`.
 //!
-//! - bank messages parsed per second (every message of `data/bank_messages.jsonl`, in a loop);
+//! - bank messages parsed per second (every message of `assets/bank_messages.jsonl`, in a loop);
 //! - transactions categorized per second (the held-out set's descriptions through a user model
 //!   with 20 rules, 200 merchant-memory entries and the shipped prior — the full pipeline).
 use std::hint::black_box;
@@ -34,7 +34,7 @@ fn rate(label: &str, mut one_pass: impl FnMut() -> usize) {
 }
 
 fn main() {
-    let corpus: Vec<(String, Option<String>)> = include_str!("../data/bank_messages.jsonl")
+    let corpus: Vec<(String, Option<String>)> = include_str!("../assets/bank_messages.jsonl")
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|v| {
@@ -88,7 +88,7 @@ fn main() {
             .memory
             .insert(format!("merchant {i}"), classes[i % classes.len()].0);
     }
-    let items: Vec<Item> = examples(include_str!("../data/categorizer/heldout.tsv"))
+    let items: Vec<Item> = examples(include_str!("../assets/categorizer/heldout.tsv"))
         .into_iter()
         .map(|e| Item {
             description: e.description,

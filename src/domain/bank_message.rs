@@ -1416,7 +1416,7 @@ mod tests {
         assert_eq!(p.last_digits.as_deref(), Some("1234"));
     }
 
-    const CORPUS: &str = include_str!("../../data/bank_messages.jsonl");
+    const CORPUS: &str = include_str!("../../assets/bank_messages.jsonl");
     const FIELDS: [&str; 9] = [
         "amount",
         "currency",

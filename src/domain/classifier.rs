@@ -3,7 +3,7 @@
 //! account.
 //!
 //! Two sources of counts are added together per class: a [`Prior`] built once from the labelled
-//! set shipped in the binary (`data/categorizer/prior.tsv`, labelled with the default category
+//! set shipped in the binary (`assets/categorizer/prior.tsv`, labelled with the default category
 //! names), and [`Learned`] counts from the user's own labels, weighted more heavily so that a few
 //! corrections outweigh the shipped prior. Candidate classes are the user's categories: a
 //! category receives the prior's counts when its name path ("Food/Groceries") matches a prior
@@ -72,7 +72,7 @@ pub struct Prior {
 }
 
 pub static PRIOR: LazyLock<Prior> =
-    LazyLock::new(|| Prior::parse(include_str!("../../data/categorizer/prior.tsv")));
+    LazyLock::new(|| Prior::parse(include_str!("../../assets/categorizer/prior.tsv")));
 
 /// One labelled example of a TSV set: `category\tdescription\tmerchant\tdirection`.
 #[derive(Debug, Clone)]
@@ -306,7 +306,7 @@ mod tests {
     /// The figures in docs/categorizer.md: `cargo test --lib heldout -- --nocapture`.
     #[test]
     fn heldout_accuracy_with_prior_alone_and_after_corrections() {
-        let heldout = examples(include_str!("../../data/categorizer/heldout.tsv"));
+        let heldout = examples(include_str!("../../assets/categorizer/heldout.tsv"));
         assert!(
             heldout.len() >= 400,
             "held-out set has {} rows",

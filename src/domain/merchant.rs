@@ -1,7 +1,7 @@
 //! Merchant normalization: a canonical display name, a memory key and classifier tokens from the raw
 //! payee text of a bank statement or card feed ("AMZN Mktp US*2K4AB1" → "Amazon").
 //!
-//! Two stages. First the alias table shipped in the binary (`data/categorizer/merchants.tsv`): the
+//! Two stages. First the alias table shipped in the binary (`assets/categorizer/merchants.tsv`): the
 //! first pattern, in file order, found at a word start of the lowercased text wins (see the file's
 //! header for the rule). Failing that, the text is cleaned: processor and bank prefixes (`SQ *`,
 //! `POS`, `CARD PAYMENT TO`, `UPI/DR/<n>/`...), reference codes, store numbers, card masks, dates and a
@@ -17,7 +17,7 @@ use regex::Regex;
 /// Longer input is cut (at a character boundary) before anything else.
 pub const MAX_INPUT: usize = 512;
 
-static ALIAS_TSV: &str = include_str!("../../data/categorizer/merchants.tsv");
+static ALIAS_TSV: &str = include_str!("../../assets/categorizer/merchants.tsv");
 
 /// The alias table: patterns in file order, bucketed by first byte for the scan.
 struct Aliases {
@@ -1226,7 +1226,7 @@ mod tests {
     /// Every prior row whose description hits an alias must normalize to the row's merchant.
     #[test]
     fn prior_merchants_agree_with_alias_table() {
-        let prior = include_str!("../../data/categorizer/prior.tsv");
+        let prior = include_str!("../../assets/categorizer/prior.tsv");
         let (mut hits, mut agree) = (0usize, 0usize);
         let mut misses = Vec::new();
         for line in prior.lines().skip(1) {
