@@ -1367,41 +1367,6 @@ mod tests {
         );
     }
 
-    /// `cargo test --release -- --ignored throughput --nocapture`
-    #[test]
-    #[ignore = "benchmark; run in release mode"]
-    fn throughput() {
-        let messages: Vec<(String, Option<String>)> = CORPUS
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| {
-                (
-                    v["text"].as_str().unwrap_or("").to_string(),
-                    v["sender"].as_str().map(str::to_string),
-                )
-            })
-            .collect();
-        // warm up the lazy regexes
-        for (t, s) in &messages {
-            let _ = parse(t, s.as_deref(), today());
-        }
-        let rounds = 200;
-        let started = std::time::Instant::now();
-        let mut n = 0usize;
-        for _ in 0..rounds {
-            for (t, s) in &messages {
-                std::hint::black_box(parse(std::hint::black_box(t), s.as_deref(), today()).is_ok());
-                n += 1;
-            }
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "throughput: {n} parses in {secs:.3} s = {:.0} messages/s ({:.1} µs/message)",
-            n as f64 / secs,
-            1e6 * secs / n as f64
-        );
-    }
-
     #[test]
     fn smoke() {
         let p = parse(
