@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{spawn, Backend, TestApp};
-use crate::ledger::{account, send, txn, user};
+use crate::ledger::{account, category, send, txn, user};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -19,19 +19,6 @@ on_both_backends!(
 
 fn today() -> String {
     chrono::Utc::now().date_naive().to_string()
-}
-
-async fn category(app: &TestApp, t: &str, name: &str) -> String {
-    let (_, cats) = send(app, Method::GET, "/api/v1/categories", t, None).await;
-    cats["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 async fn budget_status_follows_spending(backend: Backend) {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{restart, spawn, Backend, TestApp};
 use crate::imports::upload;
-use crate::ledger::{send, txn, user};
+use crate::ledger::{category, send, txn, user};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -16,19 +16,6 @@ on_both_backends!(
     the_classifier_and_imports_categorize_without_rules,
     bank_messages_become_one_transaction_each,
 );
-
-async fn category(app: &TestApp, t: &str, name: &str) -> String {
-    let (_, cats) = send(app, Method::GET, "/api/v1/categories", t, None).await;
-    cats["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no category {name}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 async fn account_with(app: &TestApp, t: &str, body: Value) -> String {
     let (s, a) = send(app, Method::POST, "/api/v1/accounts", t, Some(body)).await;

@@ -82,6 +82,20 @@ pub async fn txn(app: &TestApp, t: &str, account: &str, amount: &str, extra: Val
     reply
 }
 
+/// The id of the user's category with this name.
+pub async fn category(app: &TestApp, t: &str, name: &str) -> String {
+    let (_, cats) = send(app, Method::GET, "/api/v1/categories", t, None).await;
+    cats["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no category {name}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 pub async fn balance(app: &TestApp, t: &str, account: &str) -> String {
     let (status, body) = send(
         app,

@@ -17,7 +17,6 @@ use crate::domain::classifier::features;
 use crate::domain::ledger::{parse_tags, CategorySource};
 use crate::domain::money::parse_minor;
 use crate::domain::rules::{ActionSpec, ConditionSpec, MatchMode, Rule, RuleSpec};
-use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
 use crate::store::ledger::TransactionRow;
 use crate::store::rules::{LabelRow, MemoryRow, RuleRow};
@@ -87,9 +86,7 @@ pub struct RulePatch {
     pub stop_processing: Option<bool>,
 }
 
-fn exponent(code: &str) -> u8 {
-    Currency::parse(code).map(|c| c.exponent()).unwrap_or(2)
-}
+use super::views::exponent;
 
 /// A transaction row as categorizer input.
 pub(crate) fn item_of(row: &TransactionRow, has_category: bool) -> Option<Item> {

@@ -20,9 +20,7 @@ pub const MAX_CATCH_UP: usize = 400;
 
 use super::plan::json_reply;
 
-fn exponent(code: &str) -> u8 {
-    Currency::parse(code).map(|c| c.exponent()).unwrap_or(2)
-}
+use super::views::exponent;
 
 fn schedule(row: &RecurringRow) -> Option<Schedule> {
     Some(Schedule {

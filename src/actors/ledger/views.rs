@@ -8,7 +8,8 @@ use crate::domain::Currency;
 use crate::store::ledger::{AccountRow, CategoryRow, TransactionRow};
 use crate::store::utc;
 
-fn exponent(code: &str) -> u8 {
+/// The exponent of a stored currency code (2 if the code is unknown).
+pub(crate) fn exponent(code: &str) -> u8 {
     Currency::parse(code).map(|c| c.exponent()).unwrap_or(2)
 }
 
