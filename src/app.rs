@@ -13,12 +13,13 @@ use anyhow::Context;
 use crate::actors::categorizer::Categorizer;
 use crate::actors::directory::Directory;
 use crate::actors::hub::Hub;
+use crate::actors::notifier::{Notifier, Outbound};
 use crate::actors::scheduler::Scheduler;
 use crate::config::Settings;
 use crate::domain::{Email, Password};
 use crate::http;
 use crate::http::ws::Tickets;
-use crate::identity::{Hasher, Identity, RateLimits, SigningKey, Tokens};
+use crate::identity::{Hasher, Identity, Links, RateLimits, SigningKey, Tokens};
 use crate::store::writer::Writer;
 use crate::store::Db;
 
@@ -83,10 +84,26 @@ impl Services {
         let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), |_| Hub::default());
         // CPU-bound categorizing and message parsing, on threads of its own.
         let categorizer = SyncArbiter::start(settings.workers.max(1), || Categorizer);
+        // The outbox's sender: email and webhooks, retried until delivered or dead.
+        let outbound = Arc::new(Outbound::from_settings(settings)?);
+        let notifier = {
+            let db = db.clone();
+            Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                Notifier::new(db, outbound)
+            })
+        };
         let directory = {
             let (db, hub, categorizer) = (db.clone(), hub.clone(), categorizer.clone());
+            let notifier = notifier.clone();
             Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-                Directory::new(db, writer, Some(hub), Some(categorizer), ledger_threads)
+                Directory::new(
+                    db,
+                    writer,
+                    Some(hub),
+                    Some(categorizer),
+                    Some(notifier),
+                    ledger_threads,
+                )
             })
         };
         Scheduler::new(db.clone(), directory.clone(), settings.scheduler_tick).start();
@@ -95,10 +112,14 @@ impl Services {
             db.clone(),
             hasher,
             tokens,
-            directory,
-            hub.clone(),
+            Links {
+                directory,
+                hub: hub.clone(),
+                notifier,
+            },
             limits.clone(),
             settings.refresh_token_ttl,
+            settings.password_reset_ttl,
         );
 
         if let (Some(email), Some(password)) = (&settings.admin_email, settings.admin_password()) {

@@ -100,6 +100,34 @@ pub struct Config {
     pub admin_email: Option<String>,
     #[serde(serialize_with = "mask_secret")]
     pub admin_password: Option<SecretString>,
+    /// Outgoing mail server, e.g. `smtps://user:pass@smtp.example.org` (TLS),
+    /// `smtp://user:pass@smtp.example.org:587?tls=required` (STARTTLS) or `smtp://127.0.0.1:25`
+    /// (plain). Unset: mail is written to files under `<data_dir>/mail/`.
+    #[serde(serialize_with = "mask_secret")]
+    pub smtp_url: Option<SecretString>,
+    #[serde(with = "humantime_serde")]
+    pub smtp_timeout: Duration,
+    /// The sender of every email, e.g. `Ledgerline <ledgerline@example.org>`.
+    pub mail_from: String,
+    /// How often the Notifier looks for retries that are due (new mail is sent at once).
+    #[serde(with = "humantime_serde")]
+    pub notify_tick: Duration,
+    /// Retry waits grow from this, doubling per try, with full jitter, up to `notify_backoff_cap`.
+    #[serde(with = "humantime_serde")]
+    pub notify_backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub notify_backoff_cap: Duration,
+    /// Tries before an email or webhook delivery is marked `dead`.
+    pub notify_max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Let webhooks target loopback and private-network addresses (off: refused, against SSRF).
+    pub webhooks_allow_private: bool,
+    /// How long an emailed password-reset code works.
+    #[serde(with = "humantime_serde")]
+    pub password_reset_ttl: Duration,
+    pub rate_limit_reset_per_ip: RateLimit,
+    pub rate_limit_reset_per_account: RateLimit,
 }
 
 fn mask_secret<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -141,6 +169,18 @@ impl Default for Config {
             scheduler_tick: Duration::from_secs(60),
             admin_email: None,
             admin_password: None,
+            smtp_url: None,
+            smtp_timeout: Duration::from_secs(15),
+            mail_from: "Ledgerline <ledgerline@localhost>".into(),
+            notify_tick: Duration::from_secs(1),
+            notify_backoff_base: Duration::from_secs(30),
+            notify_backoff_cap: Duration::from_secs(3600),
+            notify_max_attempts: 8,
+            webhook_timeout: Duration::from_secs(10),
+            webhooks_allow_private: false,
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            rate_limit_reset_per_ip: RateLimit::new(10, Duration::from_secs(15 * 60)),
+            rate_limit_reset_per_account: RateLimit::new(3, Duration::from_secs(3600)),
         }
     }
 }
@@ -299,6 +339,18 @@ pub struct Settings {
     pub scheduler_tick: Duration,
     pub admin_email: Option<String>,
     pub admin_password: Option<SecretString>,
+    pub smtp_url: Option<SecretString>,
+    pub smtp_timeout: Duration,
+    pub mail_from: String,
+    pub notify_tick: Duration,
+    pub notify_backoff_base: Duration,
+    pub notify_backoff_cap: Duration,
+    pub notify_max_attempts: u32,
+    pub webhook_timeout: Duration,
+    pub webhooks_allow_private: bool,
+    pub password_reset_ttl: Duration,
+    pub rate_limit_reset_per_ip: RateLimit,
+    pub rate_limit_reset_per_account: RateLimit,
     /// The effective configuration with secrets masked, for the log and the admin page.
     pub display: Config,
 }
@@ -412,6 +464,30 @@ impl Config {
         if let Some(email) = &self.admin_email {
             crate::domain::Email::parse(email).map_err(|m| invalid("admin_email", m))?;
         }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail_from",
+                format!(
+                    "`{}` is not an address such as Ledgerline <ledgerline@example.org>",
+                    self.mail_from
+                ),
+            ));
+        }
+        if let Some(url) = &self.smtp_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(invalid("smtp_url", "must start with smtp:// or smtps://"));
+            }
+        }
+        if self.notify_max_attempts == 0 || self.notify_max_attempts > 100 {
+            return Err(invalid("notify_max_attempts", "must be between 1 and 100"));
+        }
+        if self.notify_backoff_cap < self.notify_backoff_base {
+            return Err(invalid(
+                "notify_backoff_cap",
+                "must be at least notify_backoff_base",
+            ));
+        }
         let signing_key_file = self
             .signing_key_file
             .clone()
@@ -450,6 +526,18 @@ impl Config {
             scheduler_tick: self.scheduler_tick.max(Duration::from_millis(50)),
             admin_email: self.admin_email.clone(),
             admin_password: self.admin_password.clone(),
+            smtp_url: self.smtp_url.clone(),
+            smtp_timeout: self.smtp_timeout,
+            mail_from: self.mail_from.clone(),
+            notify_tick: self.notify_tick.max(Duration::from_millis(10)),
+            notify_backoff_base: self.notify_backoff_base,
+            notify_backoff_cap: self.notify_backoff_cap,
+            notify_max_attempts: self.notify_max_attempts,
+            webhook_timeout: self.webhook_timeout,
+            webhooks_allow_private: self.webhooks_allow_private,
+            password_reset_ttl: self.password_reset_ttl,
+            rate_limit_reset_per_ip: self.rate_limit_reset_per_ip,
+            rate_limit_reset_per_account: self.rate_limit_reset_per_account,
             display: self,
         })
     }

@@ -10,6 +10,7 @@ pub mod import;
 pub mod ledger;
 pub mod merchant;
 pub mod money;
+pub mod notify;
 pub mod recurring;
 pub mod rules;
 mod user;

@@ -1,4 +1,4 @@
-//! `/api/v1/auth`: register, login, refresh, logout.
+//! `/api/v1/auth`: register, login, refresh, logout, password reset by emailed code.
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
@@ -16,7 +16,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/register", web::post().to(register))
             .route("/login", web::post().to(login))
             .route("/refresh", web::post().to(refresh))
-            .route("/logout", web::post().to(logout)),
+            .route("/logout", web::post().to(logout))
+            .route("/password-reset", web::post().to(request_reset))
+            .route("/password-reset/confirm", web::post().to(confirm_reset)),
     );
 }
 
@@ -116,5 +118,57 @@ async fn logout(
     query: web::Query<LogoutQuery>,
 ) -> Result<HttpResponse, ApiError> {
     state.identity.logout(&who, query.everywhere).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequestBody {
+    email: String,
+}
+
+/// `POST /auth/password-reset` → 202 whether or not an account has this address.
+async fn request_reset(
+    state: web::Data<AppState>,
+    Client(client): Client,
+    Json(body): Json<ResetRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let email = Email::parse(&body.email);
+    let email = validate!(email => "email")?;
+    state
+        .identity
+        .request_password_reset(email.as_str(), &client)
+        .await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "status": "accepted",
+        "detail": "If an account uses this address, a reset code is on its way to it.",
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirmBody {
+    token: String,
+    new_password: String,
+}
+
+/// `POST /auth/password-reset/confirm` {token, new_password} → 204; every session ends.
+async fn confirm_reset(
+    state: web::Data<AppState>,
+    Client(client): Client,
+    Json(body): Json<ResetConfirmBody>,
+) -> Result<HttpResponse, ApiError> {
+    let password = Password::parse(&body.new_password);
+    let password = validate!(password => "new_password")?;
+    if body.token.trim().is_empty() || body.token.len() > 256 {
+        return Err(ApiError::validation(
+            "token",
+            "is invalid, already used or expired",
+        ));
+    }
+    state
+        .identity
+        .confirm_password_reset(&body.token, password, &client)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -202,32 +202,8 @@ async fn notifications(
     AuthUser(who): AuthUser,
     query: web::Query<NotificationQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "must be a whole number from 1 to 500",
-        ));
-    }
-    let before = match &query.cursor {
-        Some(c) => Some(
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|t| {
-                    let (at, id) = t.split_once('|')?;
-                    Some((
-                        chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.f").ok()?,
-                        id.to_string(),
-                    ))
-                })
-                .ok_or_else(|| {
-                    ApiError::validation("cursor", "is not a cursor this server gave out")
-                })?,
-        ),
-        None => None,
-    };
+    let limit = page_limit(query.limit)?;
+    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let uid = who.user_id().to_string();
     let unread = query.unread;
     let mut rows = state
@@ -236,13 +212,7 @@ async fn notifications(
         .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|r| {
-            URL_SAFE_NO_PAD.encode(format!(
-                "{}|{}",
-                r.created_at.format("%Y-%m-%dT%H:%M:%S%.f"),
-                r.id
-            ))
-        })
+        rows.last().map(|r| encode_cursor(r.created_at, &r.id))
     } else {
         None
     };
@@ -260,6 +230,38 @@ async fn notifications(
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+/// A keyset cursor over (created_at, id), as handed out by [`encode_cursor`].
+pub fn decode_cursor(c: &str) -> Result<(chrono::NaiveDateTime, String), ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| {
+            let (at, id) = t.split_once('|')?;
+            Some((
+                chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.f").ok()?,
+                id.to_string(),
+            ))
+        })
+        .ok_or_else(|| ApiError::validation("cursor", "is not a cursor this server gave out"))
+}
+
+pub fn encode_cursor(at: chrono::NaiveDateTime, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", at.format("%Y-%m-%dT%H:%M:%S%.f"), id))
+}
+
+/// `limit` of a list: 1–500, default 50.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "must be a whole number from 1 to 500",
+        ));
+    }
+    Ok(limit)
 }
 
 async fn mark_read(

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod json;
 pub mod ledger;
 pub mod me;
+pub mod notify;
 pub mod plans;
 pub mod rates;
 pub mod reports;
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(plans::configure)
             .configure(rules::configure)
             .configure(ingest::configure)
+            .configure(notify::configure)
             .default_service(web::to(not_found)),
     )
     .default_service(web::to(not_found));

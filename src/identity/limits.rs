@@ -55,6 +55,8 @@ struct Inner {
     login_per_account: Limiter<String>,
     register_per_ip: Limiter<IpAddr>,
     refresh_per_ip: Limiter<IpAddr>,
+    reset_per_ip: Limiter<IpAddr>,
+    reset_per_account: Limiter<String>,
 }
 
 impl RateLimits {
@@ -65,6 +67,8 @@ impl RateLimits {
                 login_per_account: Limiter::new(settings.rate_limit_login_per_account),
                 register_per_ip: Limiter::new(settings.rate_limit_register_per_ip),
                 refresh_per_ip: Limiter::new(settings.rate_limit_refresh_per_ip),
+                reset_per_ip: Limiter::new(settings.rate_limit_reset_per_ip),
+                reset_per_account: Limiter::new(settings.rate_limit_reset_per_account),
             }),
         }
     }
@@ -93,11 +97,23 @@ impl RateLimits {
         self.inner.refresh_per_ip.check(&ip)
     }
 
+    /// Password-reset requests and confirmations, per IP and per address asked for (whether or
+    /// not an account has it, so the answer reveals nothing).
+    pub fn reset(&self, ip: IpAddr, normalized_email: Option<&str>) -> Result<(), ApiError> {
+        self.inner.reset_per_ip.check(&ip)?;
+        match normalized_email {
+            Some(e) => self.inner.reset_per_account.check(&e.to_string()),
+            None => Ok(()),
+        }
+    }
+
     /// Drop state of keys whose allowance is full again, so memory follows active clients only.
     pub fn forget_idle(&self) {
         self.inner.login_per_ip.forget_idle();
         self.inner.login_per_account.forget_idle();
         self.inner.register_per_ip.forget_idle();
         self.inner.refresh_per_ip.forget_idle();
+        self.inner.reset_per_ip.forget_idle();
+        self.inner.reset_per_account.forget_idle();
     }
 }

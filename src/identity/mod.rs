@@ -12,5 +12,5 @@ pub use limits::RateLimits;
 pub use model::{Principal, SessionView, TokenPair, UserView};
 pub use passwords::Hasher;
 pub mod service;
-pub use service::{Identity, LoginRequest, NewAccount, ProfileUpdate};
+pub use service::{Identity, Links, LoginRequest, NewAccount, ProfileUpdate};
 pub use tokens::{AccessClaims, SigningKey, TokenError, Tokens};

@@ -14,8 +14,10 @@ use super::passwords::Hasher;
 use super::tokens::{hash_refresh_token, new_refresh_token, Tokens};
 use crate::actors::directory::{Directory, Forget, Retire};
 use crate::actors::hub::{Hub, Revoke};
+use crate::actors::notifier::{Notifier, Nudge};
 use crate::domain::{Currency, DisplayName, Email, Locale, Password, Role, TimeZone};
 use crate::error::ApiError;
+use crate::store::budgets::NotificationRow;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::{self, NewUser, ProfileChanges, UserRow};
 use crate::store::{self, Db, DbConn, StoreError};
@@ -97,6 +99,13 @@ fn truncate(s: &str, max_chars: usize) -> String {
 
 /// Everything the identity endpoints need.
 #[derive(Clone)]
+/// The actors the identity service tells about changes.
+pub struct Links {
+    pub directory: Addr<Directory>,
+    pub hub: Addr<Hub>,
+    pub notifier: Addr<Notifier>,
+}
+
 pub struct Identity {
     db: Db,
     hasher: Hasher,
@@ -105,6 +114,8 @@ pub struct Identity {
     hub: Addr<Hub>,
     limits: RateLimits,
     refresh_ttl: Duration,
+    notifier: Addr<Notifier>,
+    reset_ttl: Duration,
 }
 
 impl Identity {
@@ -112,19 +123,21 @@ impl Identity {
         db: Db,
         hasher: Hasher,
         tokens: Arc<Tokens>,
-        directory: Addr<Directory>,
-        hub: Addr<Hub>,
+        links: Links,
         limits: RateLimits,
         refresh_ttl: Duration,
+        reset_ttl: Duration,
     ) -> Self {
         Identity {
             db,
             hasher,
             tokens,
-            directory,
-            hub,
+            directory: links.directory,
+            hub: links.hub,
+            notifier: links.notifier,
             limits,
             refresh_ttl,
+            reset_ttl,
         }
     }
 
@@ -274,15 +287,45 @@ impl Identity {
         let (refresh_token, refresh_hash) = new_refresh_token();
         let session_id = session.id.clone();
         let user_id = row.id.clone();
-        self.db
+        let notice = SecurityNotice {
+            headline: "New sign-in to your account".into(),
+            detail: format!(
+                "A new device signed in: {} from {}.",
+                if client.user_agent.is_empty() {
+                    "an unknown client"
+                } else {
+                    client.user_agent.as_str()
+                },
+                client.ip
+            ),
+        };
+        let queued = self
+            .db
             .run(move |conn| {
+                // Writes first: on SQLite a transaction that reads before its first write
+                // cannot wait for the write lock (its snapshot may be stale) and fails at once.
                 conn.transaction(|conn| {
                     sessions::insert(conn, &session)?;
                     sessions::insert_refresh_token(conn, &refresh_hash, &session.id, now)?;
-                    users::touch_last_seen(conn, &user_id, now)
+                    users::touch_last_seen(conn, &user_id, now)?;
+                    let known = sessions::seen_device(
+                        conn,
+                        &user_id,
+                        &session.id,
+                        &session.user_agent,
+                        &session.ip,
+                    )?;
+                    if known {
+                        Ok(false)
+                    } else {
+                        queue_security_notice(conn, &user_id, &notice, now)
+                    }
                 })
             })
             .await?;
+        if queued {
+            self.notifier.do_send(Nudge);
+        }
         self.forget(&row.id).await;
         tracing::info!(user_id = %row.id, session_id = %session_id, "signed in");
         let mut user = view(&row)?;
@@ -410,15 +453,29 @@ impl Identity {
         let stamp = new_stamp();
         let now = store::now();
         let (uid, sid, st) = (user_id.clone(), who.session_id.to_string(), stamp.clone());
-        let ended = self
+        let notice = SecurityNotice {
+            headline: "Your password was changed".into(),
+            detail: "The password of your Ledgerline account was changed, and every other session was signed out.".into(),
+        };
+        let (ended, queued) = self
             .db
             .run(move |conn| {
                 conn.transaction(|conn| {
                     users::set_password(conn, &uid, &hash, &st, now)?;
-                    sessions::revoke_all_except(conn, &uid, Some(&sid), "password_changed", now)
+                    let ended = sessions::revoke_all_except(
+                        conn,
+                        &uid,
+                        Some(&sid),
+                        "password_changed",
+                        now,
+                    )?;
+                    Ok::<_, StoreError>((ended, queue_security_notice(conn, &uid, &notice, now)?))
                 })
             })
             .await?;
+        if queued {
+            self.notifier.do_send(Nudge);
+        }
         self.forget(&user_id).await;
         self.close_sockets(&user_id, None, "password changed");
         tracing::info!(user_id = %user_id, other_sessions_ended = ended, "password changed");
@@ -621,6 +678,102 @@ impl Identity {
         Ok(())
     }
 
+    /// `POST /auth/password-reset`: email a one-time code to the address when an active account
+    /// has it. The answer is the same, and as fast, either way: the work happens after it.
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<(), ApiError> {
+        let key = Email::normalize(email);
+        self.limits.reset(client.ip, Some(&key))?;
+        let (db, notifier) = (self.db.clone(), self.notifier.clone());
+        let ttl =
+            chrono::Duration::from_std(self.reset_ttl).unwrap_or(chrono::Duration::minutes(30));
+        actix_web::rt::spawn(async move {
+            let (token, token_hash) = new_refresh_token();
+            let now = store::now();
+            let result = db
+                .run(move |conn| {
+                    let Some(user) = users::find_by_email(conn, &key)? else {
+                        return Ok(false);
+                    };
+                    if user.disabled {
+                        return Ok(false);
+                    }
+                    conn.transaction(|conn| {
+                        crate::store::notify::insert_reset(
+                            conn,
+                            &token_hash,
+                            &user.id,
+                            now,
+                            now + ttl,
+                        )?;
+                        let payload = serde_json::json!({
+                            "token": token,
+                            "minutes": ttl.num_minutes(),
+                        });
+                        let row = NotificationRow::new(
+                            &user.id,
+                            "password_reset",
+                            "email",
+                            payload.to_string(),
+                            now,
+                        );
+                        crate::store::notify::insert_notification(conn, &row)?;
+                        Ok::<_, StoreError>(true)
+                    })
+                })
+                .await;
+            match result {
+                Ok(true) => notifier.do_send(Nudge),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "could not queue a password reset"),
+            }
+        });
+        Ok(())
+    }
+
+    /// `POST /auth/password-reset/confirm`: a valid, unused, unexpired code sets the new
+    /// password; every session and token of the account ends.
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new: Password,
+        client: &ClientInfo,
+    ) -> Result<(), ApiError> {
+        self.limits.reset(client.ip, None)?;
+        let presented = hash_refresh_token(token.trim());
+        let hash = self.hasher.hash(new.expose()).await?;
+        let stamp = new_stamp();
+        let now = store::now();
+        let notice = SecurityNotice {
+            headline: "Your password was reset".into(),
+            detail: format!("The password was reset with an emailed code, from {}. Every session was signed out.", client.ip),
+        };
+        let user_id = self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let Some(uid) = crate::store::notify::consume_reset(conn, &presented, now)?
+                    else {
+                        return Ok(None);
+                    };
+                    users::set_password(conn, &uid, &hash, &stamp, now)?;
+                    sessions::revoke_all_except(conn, &uid, None, "password_reset", now)?;
+                    queue_security_notice(conn, &uid, &notice, now)?;
+                    Ok::<_, StoreError>(Some(uid))
+                })
+            })
+            .await?
+            .ok_or_else(|| ApiError::validation("token", "is invalid, already used or expired"))?;
+        self.notifier.do_send(Nudge);
+        self.forget(&user_id).await;
+        self.close_sockets(&user_id, None, "password reset");
+        tracing::info!(user_id = %user_id, "password reset with an emailed code");
+        Ok(())
+    }
+
     async fn load_row(&self, user_id: &str) -> Result<UserRow, ApiError> {
         let uid = user_id.to_string();
         self.db
@@ -628,6 +781,40 @@ impl Identity {
             .await?
             .ok_or(ApiError::Unauthorized("The user no longer exists."))
     }
+}
+
+/// A security event told to the user (per their preferences for `security`).
+struct SecurityNotice {
+    headline: String,
+    detail: String,
+}
+
+/// In-app notification and/or email for a security event, in the caller's transaction;
+/// `true` when an email was queued.
+fn queue_security_notice(
+    conn: &mut DbConn,
+    user_id: &str,
+    notice: &SecurityNotice,
+    now: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let prefs = crate::domain::notify::Preferences::from_json(
+        crate::store::notify::load_preferences(conn, user_id)?.as_deref(),
+    );
+    let payload = serde_json::json!({
+        "headline": notice.headline,
+        "detail": notice.detail,
+        "at": store::utc(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+    .to_string();
+    let mut emailed = false;
+    for channel in ["in_app", "email"] {
+        if prefs.wants("security", channel) {
+            let row = NotificationRow::new(user_id, "security", channel, payload.clone(), now);
+            crate::store::notify::insert_notification(conn, &row)?;
+            emailed |= channel == "email";
+        }
+    }
+    Ok(emailed)
 }
 
 /// Insert a user with the default category set, atomically.

@@ -50,6 +50,42 @@ pub struct NotificationRow {
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
     pub read_at: Option<NaiveDateTime>,
+    /// For `webhook` rows: the webhook it goes to.
+    pub webhook_id: Option<String>,
+    pub last_error: Option<String>,
+    /// For `webhook` rows: the receiver's last HTTP status.
+    pub response_status: Option<i32>,
+}
+
+impl NotificationRow {
+    /// An in-app notification (delivered by being stored) or an outbox row waiting for the
+    /// Notifier (`email`, `webhook`).
+    pub fn new(
+        user_id: &str,
+        kind: &str,
+        channel: &str,
+        payload: String,
+        at: NaiveDateTime,
+    ) -> Self {
+        let in_app = channel == "in_app";
+        NotificationRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user_id.to_string(),
+            kind: kind.to_string(),
+            channel: channel.to_string(),
+            payload,
+            status: if in_app { "sent" } else { "pending" }.into(),
+            attempts: 0,
+            next_attempt_at: (!in_app).then_some(at),
+            dedup_key: None,
+            created_at: at,
+            sent_at: in_app.then_some(at),
+            read_at: None,
+            webhook_id: None,
+            last_error: None,
+            response_status: None,
+        }
+    }
 }
 
 pub fn load_budgets(conn: &mut DbConn, user_id: &str) -> Result<Vec<BudgetRow>, StoreError> {

@@ -118,6 +118,9 @@ pub struct LedgerSnapshot {
     pub memory: Vec<super::rules::MemoryRow>,
     /// The user's own recent category choices (newest first), for the classifier.
     pub labels: Vec<super::rules::LabelRow>,
+    pub webhooks: Vec<super::notify::WebhookRow>,
+    /// Stored notification preferences (JSON), when the user has set any.
+    pub preferences: Option<String>,
 }
 
 /// Spending and income of one day, account and category (transfers excluded).
@@ -206,7 +209,11 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
         let rules = super::rules::load_rules(conn, user_id)?;
         let memory = super::rules::load_memory(conn, user_id)?;
         let labels = super::rules::load_labels(conn, user_id)?;
+        let webhooks = super::notify::load_webhooks(conn, user_id)?;
+        let preferences = super::notify::load_preferences(conn, user_id)?;
         Ok(LedgerSnapshot {
+            webhooks,
+            preferences,
             rules,
             memory,
             labels,

@@ -5,6 +5,7 @@
 //! Backend-specific SQL lives only in this module (connection setup) and in `migrations/`.
 pub mod budgets;
 pub mod ledger;
+pub mod notify;
 pub mod plans;
 pub mod rules;
 pub mod schema;

@@ -194,6 +194,9 @@ diesel::table! {
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
         read_at -> Nullable<Timestamp>,
+        webhook_id -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        response_status -> Nullable<Integer>,
     }
 }
 
@@ -268,3 +271,43 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(rules, merchant_memory, transactions);
+
+diesel::table! {
+    notification_preferences (user_id) {
+        user_id -> Text,
+        preferences -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        user_id -> Text,
+        url -> Text,
+        secret -> Text,
+        event_types -> Text,
+        description -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    password_resets (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    notifications,
+    users,
+    webhooks,
+    notification_preferences
+);

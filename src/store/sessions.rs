@@ -160,3 +160,22 @@ pub fn revoke_all_except(
     };
     Ok(n)
 }
+
+/// Whether the user signed in before (in another session than `current`) from this client:
+/// same user agent and address.
+pub fn seen_device(
+    conn: &mut DbConn,
+    user_id: &str,
+    current: &str,
+    user_agent: &str,
+    ip: &str,
+) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id.ne(current))
+            .filter(sessions::user_agent.eq(user_agent))
+            .filter(sessions::ip.eq(ip)),
+    ))
+    .get_result(conn)?)
+}

@@ -12,11 +12,12 @@ use tokio::sync::oneshot;
 
 use super::budgets::{AlertRow, BudgetRow, NotificationRow};
 use super::ledger::{AccountRow, CategoryRow, EventRow, IdempotencyRow, RateRow, TransactionRow};
+use super::notify::{PreferencesRow, WebhookRow};
 use super::plans::{GoalRow, RecurringRow};
 use super::rules::{MemoryRow, RuleRow};
 use super::schema::{
     accounts, budget_alerts, budgets, categories, events, exchange_rates, goals, idempotency_keys,
-    notifications, recurring, transactions,
+    notification_preferences, notifications, recurring, transactions, webhooks,
 };
 use super::{connect_url, connect_writer, DbConn, StoreError};
 use crate::config::DatabaseUrl;
@@ -69,6 +70,11 @@ pub enum WriteOp {
     /// Update many transactions (a rule applied to existing ones).
     UpdateTransactions(Vec<TransactionRow>),
     UpsertMerchantMemory(Vec<MemoryRow>),
+    InsertWebhook(WebhookRow),
+    UpdateWebhook(WebhookRow),
+    /// A webhook and its delivery log.
+    DeleteWebhook(String),
+    PutPreferences(PreferencesRow),
     /// Test hook: make this commit fail after applying its other operations.
     InjectFailure,
 }
@@ -301,6 +307,27 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
             }
             WriteOp::InsertNotification(row) => {
                 diesel::insert_into(notifications::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::InsertWebhook(row) => {
+                diesel::insert_into(webhooks::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            WriteOp::UpdateWebhook(row) => {
+                diesel::update(webhooks::table.find(&row.id))
+                    .set(row)
+                    .execute(conn)?;
+            }
+            WriteOp::DeleteWebhook(id) => {
+                diesel::delete(notifications::table.filter(notifications::webhook_id.eq(id)))
+                    .execute(conn)?;
+                diesel::delete(webhooks::table.find(id)).execute(conn)?;
+            }
+            WriteOp::PutPreferences(row) => {
+                diesel::delete(notification_preferences::table.find(&row.user_id)).execute(conn)?;
+                diesel::insert_into(notification_preferences::table)
                     .values(row)
                     .execute(conn)?;
             }

@@ -17,6 +17,10 @@ struct Server {
 }
 
 fn start(data_dir: &Path, database_url: Option<&str>) -> Server {
+    start_with(data_dir, database_url, &[])
+}
+
+fn start_with(data_dir: &Path, database_url: Option<&str>, env: &[(&str, String)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ledgerline"));
     for (key, _) in std::env::vars() {
         if key.starts_with("LEDGERLINE_") {
@@ -30,6 +34,9 @@ fn start(data_dir: &Path, database_url: Option<&str>) -> Server {
         .stderr(Stdio::piped());
     if let Some(url) = database_url {
         cmd.env("LEDGERLINE_DATABASE_URL", url);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("start ledgerline");
     let stderr = child.stderr.take().unwrap();
@@ -236,4 +243,59 @@ async fn kill_9_loses_no_acknowledged_write_on_postgres() {
     };
     let db = PgDatabase::create(&admin);
     kill_mid_load(Some(&db.url)).await;
+}
+
+/// The server dies after the SMTP server has the message but before it could record it as
+/// sent: after the restart the mail goes again — one duplicate at most, with the same
+/// Message-ID, so the receiving side can recognize it — and nothing is lost.
+#[actix_web::test]
+async fn kill_between_send_and_mark_sent_repeats_the_mail_once_with_its_message_id() {
+    let smtp = crate::mailbox::SmtpServer::start();
+    let env = [
+        ("LEDGERLINE_SMTP_URL", smtp.url()),
+        ("LEDGERLINE_NOTIFY_TICK", "50ms".to_string()),
+        ("LEDGERLINE_NOTIFY_BACKOFF_BASE", "50ms".to_string()),
+        ("LEDGERLINE_NOTIFY_BACKOFF_CAP", "200ms".to_string()),
+        ("LEDGERLINE_SMTP_TIMEOUT", "60s".to_string()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_with(dir.path(), None, &env);
+    let client = reqwest::Client::new();
+    let (status, _) = post(
+        &client,
+        format!("{}/api/v1/auth/register", server.base),
+        None,
+        json!({ "email": "crash-mail@example.org", "password": PASSWORD }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201);
+    // The SMTP server takes the message but keeps the client waiting for its "250 OK".
+    smtp.hold(true);
+    let (status, _) = post(
+        &client,
+        format!("{}/api/v1/auth/password-reset", server.base),
+        None,
+        json!({ "email": "crash-mail@example.org" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    let first = smtp.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(first.len(), 1, "the mail reached the SMTP server");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    smtp.hold(false);
+
+    let mut again = start_with(dir.path(), None, &env);
+    let mails = smtp.wait_for(2, Duration::from_secs(15)).await;
+    assert_eq!(mails.len(), 2, "sent again after the restart");
+    actix_web::rt::time::sleep(Duration::from_millis(800)).await;
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 2, "one duplicate at most");
+    assert_eq!(mails[0].message_id(), mails[1].message_id());
+    assert!(!mails[0].message_id().is_empty());
+    assert_eq!(mails[0].subject(), mails[1].subject());
+    let _ = again.child.kill();
+    let _ = again.child.wait();
 }

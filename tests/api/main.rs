@@ -15,5 +15,7 @@ mod ledger;
 mod ledger_faults;
 mod limits;
 mod live;
+mod mailbox;
+mod notify;
 mod plans;
 mod tokens;

@@ -19,6 +19,7 @@ pub use messages::{Authenticate, CachedUsers, Forget, LedgerFor, LiveLedgers, Re
 use crate::actors::categorizer::Categorizer;
 use crate::actors::hub::Hub;
 use crate::actors::ledger::Ledger;
+use crate::actors::notifier::Notifier;
 use crate::identity::{Principal, UserView};
 use crate::store::writer::Writer;
 use crate::store::Db;
@@ -83,6 +84,7 @@ pub struct Directory {
     writer: Writer,
     hub: Option<Addr<Hub>>,
     categorizer: Option<Addr<Categorizer>>,
+    notifier: Option<Addr<Notifier>>,
     /// Threads the Ledgers run on, used in turn.
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
@@ -101,9 +103,11 @@ impl Directory {
         writer: Writer,
         hub: Option<Addr<Hub>>,
         categorizer: Option<Addr<Categorizer>>,
+        notifier: Option<Addr<Notifier>>,
         arbiters: Vec<ArbiterHandle>,
     ) -> Self {
         Directory {
+            notifier,
             db,
             writer,
             hub,
@@ -126,9 +130,10 @@ impl Directory {
             self.respawns += 1;
         }
         let (db, writer, hub) = (self.db.clone(), self.writer.clone(), self.hub.clone());
-        let categorizer = self.categorizer.clone();
-        let make =
-            move |_: &mut Context<Ledger>| Ledger::new(user_id, db, writer, hub, categorizer);
+        let (categorizer, notifier) = (self.categorizer.clone(), self.notifier.clone());
+        let make = move |_: &mut Context<Ledger>| {
+            Ledger::new(user_id, db, writer, hub, categorizer, notifier)
+        };
         let addr = if self.arbiters.is_empty() {
             Ledger::create(make)
         } else {

@@ -18,7 +18,7 @@ use crate::domain::ledger::{parse_name, CategoryKind};
 use crate::domain::money::{format_minor, parse_minor};
 use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
-use crate::store::budgets::{AlertRow, BudgetRow, NotificationRow};
+use crate::store::budgets::{AlertRow, BudgetRow};
 use crate::store::writer::WriteOp;
 
 #[derive(Debug, Clone)]
@@ -419,7 +419,6 @@ impl LedgerState {
     /// notification, all in one commit) and re-armed ones.
     pub fn plan_budget_outcome(
         &self,
-        user_id: &str,
         statuses: Vec<BudgetStatus>,
         raise: Vec<Alert>,
         rearm: Vec<Rearm>,
@@ -466,26 +465,8 @@ impl LedgerState {
                 "percent": a.status.percent,
                 "period": { "start": a.period_start, "end": a.status.period_end },
             });
-            let notification_id = Uuid::now_v7().to_string();
-            ops.push(WriteOp::InsertNotification(NotificationRow {
-                id: notification_id.clone(),
-                user_id: user_id.to_string(),
-                kind: "budget.threshold_reached".into(),
-                channel: "in_app".into(),
-                payload: payload.to_string(),
-                status: "sent".into(),
-                attempts: 0,
-                next_attempt_at: None,
-                dedup_key: None,
-                created_at: at,
-                sent_at: Some(at),
-                read_at: None,
-            }));
-            events.push(("budget.threshold_reached", payload.clone()));
-            events.push((
-                "notification.created",
-                json!({ "id": notification_id, "kind": "budget.threshold_reached", "payload": payload }),
-            ));
+            // The in-app notification, email and webhooks follow from this event (see notify.rs).
+            events.push(("budget.threshold_reached", payload));
         }
         for r in rearm {
             ops.push(WriteOp::DeleteAlert {

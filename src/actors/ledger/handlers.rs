@@ -19,6 +19,7 @@ use super::views::{AccountView, CategoryView};
 use super::{Effect, Ledger};
 use crate::actors::categorizer::{Assignment, Categorize, Item};
 use crate::actors::hub::{Frame, Publish};
+use crate::actors::notifier::Nudge;
 use crate::domain::events::Envelope;
 use crate::error::ApiError;
 use crate::store::ledger::{self as q, EventRow, IdempotencyRow, TransactionRow};
@@ -61,12 +62,16 @@ impl Ledger {
     ) -> ResponseActFuture<Self, WriteResult> {
         let Plan {
             mut ops,
-            events,
+            mut events,
             effects,
             reply,
         } = plan;
         let at = Utc::now();
         let stored_at = store::now();
+        ops.extend(
+            self.state
+                .route_notifications(&self.uid, &mut events, stored_at),
+        );
         let envelopes: Vec<Envelope> = events
             .into_iter()
             .enumerate()
@@ -98,8 +103,18 @@ impl Ledger {
                     created_at: stored_at,
                 });
             }
+            let pairs: Vec<(&Envelope, &str)> = envelopes
+                .iter()
+                .zip(rows.iter().map(|r| r.envelope.as_str()))
+                .collect();
+            let hooks = self.state.route_webhooks(&self.uid, &pairs, stored_at);
+            ops.extend(hooks);
             ops.push(WriteOp::InsertEvents(rows));
         }
+        // Email and webhook rows wait in the outbox: wake the Notifier once they are durable.
+        let outbox = ops
+            .iter()
+            .any(|op| matches!(op, WriteOp::InsertNotification(n) if n.channel != "in_app"));
         if let Some(key) = &idempotency {
             ops.push(WriteOp::InsertIdempotency(IdempotencyRow {
                 user_id: self.uid.clone(),
@@ -155,6 +170,11 @@ impl Ledger {
                             act.remember(key.key, key.fingerprint, reply.clone());
                         }
                         act.publish(frames);
+                        if outbox {
+                            if let Some(n) = &act.notifier {
+                                n.do_send(Nudge);
+                            }
+                        }
                         Ok(reply)
                     }
                     Err(StoreError::UniqueViolation) => Err(ApiError::Conflict(
@@ -575,10 +595,9 @@ impl Handler<DeleteBudget> for Ledger {
 impl Handler<RecordBudgetOutcome> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
     fn handle(&mut self, msg: RecordBudgetOutcome, _ctx: &mut Self::Context) -> Self::Result {
-        let uid = self.uid.clone();
         self.write(None, move |l| {
             l.state
-                .plan_budget_outcome(&uid, msg.statuses, msg.raise, msg.rearm)
+                .plan_budget_outcome(msg.statuses, msg.raise, msg.rearm)
         })
     }
 }
@@ -1055,5 +1074,109 @@ impl Handler<GetRule> for Ledger {
     fn handle(&mut self, msg: GetRule, _ctx: &mut Self::Context) -> Self::Result {
         self.touch();
         MessageResult(self.state.get_rule(msg.id))
+    }
+}
+
+impl Handler<CreateWebhook> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: CreateWebhook, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(msg.idempotency, move |l| {
+            l.state.plan_create_webhook(&uid, msg.input)
+        })
+    }
+}
+
+impl Handler<UpdateWebhook> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: UpdateWebhook, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| {
+            l.state.plan_update_webhook(msg.id, msg.input)
+        })
+    }
+}
+
+impl Handler<DeleteWebhook> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: DeleteWebhook, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |l| l.state.plan_delete_webhook(msg.id))
+    }
+}
+
+impl Handler<PutPreferences> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: PutPreferences, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(None, move |l| l.state.plan_put_preferences(&uid, msg.input))
+    }
+}
+
+impl Handler<SendMonthlySummary> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: SendMonthlySummary, _ctx: &mut Self::Context) -> Self::Result {
+        let uid = self.uid.clone();
+        self.write(None, move |l| {
+            let end = super::notify::month_end(msg.month);
+            let before = msg
+                .month
+                .checked_sub_months(chrono::Months::new(1))
+                .unwrap_or(msg.month);
+            let (accounts, categories) = l.report_inputs();
+            let rates = &l.state.rates;
+            let summary = reports::summary(
+                &l.state.daily,
+                &accounts,
+                &categories,
+                rates,
+                msg.month,
+                end,
+                msg.base,
+            );
+            let previous = reports::summary(
+                &l.state.daily,
+                &accounts,
+                &categories,
+                rates,
+                before,
+                msg.month.pred_opt().unwrap_or(msg.month),
+                msg.base,
+            );
+            let plan = l
+                .state
+                .plan_monthly_summary(&uid, msg.month, msg.base, &summary, &previous)?;
+            Ok(plan.unwrap_or(Plan {
+                ops: Vec::new(),
+                events: Vec::new(),
+                effects: Vec::new(),
+                reply: Reply {
+                    status: 204,
+                    body: String::new(),
+                },
+            }))
+        })
+    }
+}
+
+impl Handler<ListWebhooks> for Ledger {
+    type Result = MessageResult<ListWebhooks>;
+    fn handle(&mut self, _msg: ListWebhooks, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        MessageResult(self.state.list_webhooks())
+    }
+}
+
+impl Handler<GetWebhook> for Ledger {
+    type Result = MessageResult<GetWebhook>;
+    fn handle(&mut self, msg: GetWebhook, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        MessageResult(self.state.get_webhook(msg.id))
+    }
+}
+
+impl Handler<GetPreferences> for Ledger {
+    type Result = MessageResult<GetPreferences>;
+    fn handle(&mut self, _msg: GetPreferences, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        MessageResult(self.state.notify.prefs.clone())
     }
 }

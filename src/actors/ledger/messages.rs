@@ -6,10 +6,12 @@ use uuid::Uuid;
 
 use super::budgets::{Alert, BudgetInput, BudgetStatus, BudgetView, Rearm};
 use super::categorize::{RulePatch, RuleView};
+use super::notify::{WebhookInput, WebhookView};
 use super::plans::{GoalInput, RecurringInput};
 use super::reports::{Cashflow, Interval, Summary};
 use super::views::{AccountView, CategoryView};
 use crate::domain::ledger::{AccountKind, CategoryKind, CategorySource, Rate, TxnSource};
+use crate::domain::notify::{Preferences, PreferencesInput};
 use crate::domain::rules::RuleSpec;
 use crate::domain::Currency;
 use crate::error::ApiError;
@@ -240,7 +242,28 @@ write_message! {
     /// Apply a rule to the stored transactions it matches (hand-chosen categories stay unless
     /// `overwrite`).
     ApplyRule { id: Uuid, overwrite: bool }
+    CreateWebhook { input: WebhookInput, idempotency: Option<IdempotencyKey> }
+    UpdateWebhook { id: Uuid, input: WebhookInput }
+    DeleteWebhook { id: Uuid }
+    PutPreferences { input: PreferencesInput }
+    /// Queue the summary email of `month` (its first day) in `base` (the Scheduler sends this);
+    /// 204 when the user booked nothing that month.
+    SendMonthlySummary { month: NaiveDate, base: Currency }
 }
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<WebhookView>")]
+pub struct ListWebhooks;
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<WebhookView>")]
+pub struct GetWebhook {
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Preferences")]
+pub struct GetPreferences;
 
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Vec<RuleView>")]

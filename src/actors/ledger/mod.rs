@@ -12,6 +12,7 @@ pub mod budgets;
 pub mod categorize;
 mod handlers;
 pub mod messages;
+pub mod notify;
 mod plan;
 pub mod plans;
 pub mod reports;
@@ -31,6 +32,7 @@ pub use plan::rate_json;
 use crate::actors::budget_watcher::{BudgetWatcher, Evaluate, StopWatching};
 use crate::actors::categorizer::{Categorizer, Item, UserModel};
 use crate::actors::hub::Hub;
+use crate::actors::notifier::Notifier;
 use crate::domain::ledger::{CategoryKind, Rate};
 use crate::domain::Currency;
 use crate::store::ledger::{AccountRow, CategoryRow, LedgerSnapshot};
@@ -92,6 +94,9 @@ pub(crate) enum Effect {
     RemoveRule(Uuid),
     /// The user chose this category for this transaction: teach memory and the classifier.
     Learn(Box<(Item, Uuid)>),
+    PutWebhook(Box<crate::store::notify::WebhookRow>),
+    RemoveWebhook(String),
+    PutPreferences(Box<crate::domain::notify::Preferences>),
     /// Too much changed to track (cascading delete): rebuild from the database.
     Reload,
 }
@@ -111,6 +116,8 @@ pub(crate) struct LedgerState {
     pub rules: Vec<crate::store::rules::RuleRow>,
     /// Rules, merchant memory and learned counts, handed to the Categorizer pool.
     pub model: Arc<UserModel>,
+    /// Webhooks and notification preferences.
+    pub notify: notify::NotifyState,
 }
 
 impl LedgerState {
@@ -138,6 +145,9 @@ impl Effect {
                 | Effect::PutRule(_)
                 | Effect::RemoveRule(_)
                 | Effect::Learn(_)
+                | Effect::PutWebhook(_)
+                | Effect::RemoveWebhook(_)
+                | Effect::PutPreferences(_)
         )
     }
 }
@@ -150,6 +160,10 @@ impl LedgerState {
             std::mem::take(&mut s.labels),
         );
         let mut state = LedgerState {
+            notify: notify::NotifyState {
+                prefs: crate::domain::notify::Preferences::from_json(s.preferences.as_deref()),
+                webhooks: std::mem::take(&mut s.webhooks),
+            },
             last_seq: s.last_seq,
             timezone: s.timezone.parse().ok(),
             ..LedgerState::default()
@@ -304,6 +318,14 @@ impl LedgerState {
             Effect::PutRule(row) => self.put_rule(*row),
             Effect::RemoveRule(id) => self.remove_rule(id),
             Effect::Learn(lesson) => self.learn(&lesson.0, lesson.1),
+            Effect::PutWebhook(row) => {
+                match self.notify.webhooks.iter_mut().find(|w| w.id == row.id) {
+                    Some(w) => *w = *row,
+                    None => self.notify.webhooks.push(*row),
+                }
+            }
+            Effect::RemoveWebhook(id) => self.notify.webhooks.retain(|w| w.id != id),
+            Effect::PutPreferences(p) => self.notify.prefs = *p,
             Effect::Reload => {}
         }
     }
@@ -318,6 +340,8 @@ pub struct Ledger {
     categorizer: Option<Addr<Categorizer>>,
     /// Where committed events go (the WebSocket fan-out).
     hub: Option<Addr<Hub>>,
+    /// Told when a commit leaves outbox rows to send.
+    notifier: Option<Addr<Notifier>>,
     watcher: Option<Addr<BudgetWatcher>>,
     /// Goal progress last announced, to send `goal.progress` only on change.
     goal_last: HashMap<Uuid, i64>,
@@ -334,8 +358,10 @@ impl Ledger {
         writer: Writer,
         hub: Option<Addr<Hub>>,
         categorizer: Option<Addr<Categorizer>>,
+        notifier: Option<Addr<Notifier>>,
     ) -> Self {
         Ledger {
+            notifier,
             user_id,
             uid: user_id.to_string(),
             db,
