@@ -106,7 +106,13 @@ impl Services {
                 )
             })
         };
-        Scheduler::new(db.clone(), directory.clone(), settings.scheduler_tick).start();
+        Scheduler::new(
+            db.clone(),
+            directory.clone(),
+            settings.scheduler_tick,
+            settings.monthly_summary_catch_up_days,
+        )
+        .start();
         let limits = RateLimits::new(settings);
         let identity = Identity::new(
             db.clone(),

@@ -128,6 +128,8 @@ pub struct Config {
     pub password_reset_ttl: Duration,
     pub rate_limit_reset_per_ip: RateLimit,
     pub rate_limit_reset_per_account: RateLimit,
+    /// Monthly summaries go out on the 1st, or up to this day of the month after downtime.
+    pub monthly_summary_catch_up_days: u32,
 }
 
 fn mask_secret<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -181,6 +183,7 @@ impl Default for Config {
             password_reset_ttl: Duration::from_secs(30 * 60),
             rate_limit_reset_per_ip: RateLimit::new(10, Duration::from_secs(15 * 60)),
             rate_limit_reset_per_account: RateLimit::new(3, Duration::from_secs(3600)),
+            monthly_summary_catch_up_days: 3,
         }
     }
 }
@@ -351,6 +354,7 @@ pub struct Settings {
     pub password_reset_ttl: Duration,
     pub rate_limit_reset_per_ip: RateLimit,
     pub rate_limit_reset_per_account: RateLimit,
+    pub monthly_summary_catch_up_days: u32,
     /// The effective configuration with secrets masked, for the log and the admin page.
     pub display: Config,
 }
@@ -482,6 +486,15 @@ impl Config {
         if self.notify_max_attempts == 0 || self.notify_max_attempts > 100 {
             return Err(invalid("notify_max_attempts", "must be between 1 and 100"));
         }
+        if !(1..=31).contains(&self.monthly_summary_catch_up_days) {
+            return Err(invalid(
+                "monthly_summary_catch_up_days",
+                "must be between 1 and 31",
+            ));
+        }
+        if self.notify_backoff_base < Duration::from_millis(10) {
+            return Err(invalid("notify_backoff_base", "must be at least 10ms"));
+        }
         if self.notify_backoff_cap < self.notify_backoff_base {
             return Err(invalid(
                 "notify_backoff_cap",
@@ -538,6 +551,7 @@ impl Config {
             password_reset_ttl: self.password_reset_ttl,
             rate_limit_reset_per_ip: self.rate_limit_reset_per_ip,
             rate_limit_reset_per_account: self.rate_limit_reset_per_account,
+            monthly_summary_catch_up_days: self.monthly_summary_catch_up_days,
             display: self,
         })
     }

@@ -110,6 +110,12 @@ impl Preferences {
                         format!("`{c}` is not a channel; use in_app, email or webhook"),
                     ));
                 }
+                if kind == "security" && c == "webhook" {
+                    return Err((
+                        format!("channels.{kind}[{i}]"),
+                        "security notices go in-app and by email only".to_string(),
+                    ));
+                }
                 if !clean.contains(c) {
                     clean.push(c.clone());
                 }
@@ -191,20 +197,34 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_documentation()
                 || o[0] == 0
+                || o[0] >= 240
                 || (o[0] == 100 && (o[1] & 0xc0) == 64)
                 || (o[0] == 198 && (o[1] & 0xfe) == 18)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
+            let seg = v6.segments();
+            // IPv4 inside IPv6: mapped and compatible (::ffff:a.b.c.d, ::a.b.c.d), NAT64
+            // (64:ff9b::/96) and 6to4 (2002:AABB:CCDD::/48) are judged by their IPv4 address.
+            if let Some(v4) = v6.to_ipv4() {
+                if !v6.is_loopback() && !v6.is_unspecified() {
+                    return is_private(IpAddr::V4(v4));
+                }
             }
-            let first = v6.segments()[0];
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = v6.octets();
+                return is_private(IpAddr::V4([o[12], o[13], o[14], o[15]].into()));
+            }
+            if seg[0] == 0x2002 {
+                let o = v6.octets();
+                return is_private(IpAddr::V4([o[2], o[3], o[4], o[5]].into()));
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xffc0) == 0xfec0
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8)
         }
     }
 }
@@ -329,10 +349,21 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:c0a8:0101::1",
+            "fec0::1",
+            "240.0.0.1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -97,8 +97,6 @@ fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
-/// Everything the identity endpoints need.
-#[derive(Clone)]
 /// The actors the identity service tells about changes.
 pub struct Links {
     pub directory: Addr<Directory>,
@@ -106,6 +104,8 @@ pub struct Links {
     pub notifier: Addr<Notifier>,
 }
 
+/// Everything the identity endpoints need.
+#[derive(Clone)]
 pub struct Identity {
     db: Db,
     hasher: Hasher,
@@ -288,6 +288,7 @@ impl Identity {
         let session_id = session.id.clone();
         let user_id = row.id.clone();
         let notice = SecurityNotice {
+            always_email: false,
             headline: "New sign-in to your account".into(),
             detail: format!(
                 "A new device signed in: {} from {}.",
@@ -454,6 +455,7 @@ impl Identity {
         let now = store::now();
         let (uid, sid, st) = (user_id.clone(), who.session_id.to_string(), stamp.clone());
         let notice = SecurityNotice {
+            always_email: true,
             headline: "Your password was changed".into(),
             detail: "The password of your Ledgerline account was changed, and every other session was signed out.".into(),
         };
@@ -748,6 +750,7 @@ impl Identity {
         let stamp = new_stamp();
         let now = store::now();
         let notice = SecurityNotice {
+            always_email: true,
             headline: "Your password was reset".into(),
             detail: format!("The password was reset with an emailed code, from {}. Every session was signed out.", client.ip),
         };
@@ -759,6 +762,10 @@ impl Identity {
                     else {
                         return Ok(None);
                     };
+                    // A code asked for before the account was disabled does not open it.
+                    if users::find_by_id(conn, &uid)?.is_none_or(|u| u.disabled) {
+                        return Ok(None);
+                    }
                     users::set_password(conn, &uid, &hash, &stamp, now)?;
                     sessions::revoke_all_except(conn, &uid, None, "password_reset", now)?;
                     queue_security_notice(conn, &uid, &notice, now)?;
@@ -787,6 +794,9 @@ impl Identity {
 struct SecurityNotice {
     headline: String,
     detail: String,
+    /// Emailed whatever the preferences say (password changes: someone holding a stolen
+    /// session must not be able to silence them).
+    always_email: bool,
 }
 
 /// In-app notification and/or email for a security event, in the caller's transaction;
@@ -808,7 +818,7 @@ fn queue_security_notice(
     .to_string();
     let mut emailed = false;
     for channel in ["in_app", "email"] {
-        if prefs.wants("security", channel) {
+        if prefs.wants("security", channel) || (notice.always_email && channel == "email") {
             let row = NotificationRow::new(user_id, "security", channel, payload.clone(), now);
             crate::store::notify::insert_notification(conn, &row)?;
             emailed |= channel == "email";

@@ -42,10 +42,13 @@ pub struct PreferencesRow {
 /// An outbox row with what sending it needs: the recipient, and the webhook for webhook rows.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
+    /// With `attempts` already counting this try.
     pub row: NotificationRow,
     pub email: String,
     pub name: String,
-    pub webhook: Option<(String, String)>,
+    pub user_disabled: bool,
+    /// For webhook rows whose webhook still exists: (url, secret, active).
+    pub webhook: Option<(String, String, bool)>,
 }
 
 pub fn load_webhooks(conn: &mut DbConn, user_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
@@ -64,87 +67,130 @@ pub fn load_preferences(conn: &mut DbConn, user_id: &str) -> Result<Option<Strin
         .optional()?)
 }
 
-/// An outbox row, its user's email and name, and its webhook's URL and secret.
+/// An outbox row, its user (email, name, disabled) and its webhook (URL, secret, active).
 type DueRow = (
     NotificationRow,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
+    (String, String, bool),
+    Option<(String, String, bool)>,
 );
 
-/// Outbox rows due now, oldest due first.
-pub fn due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<Vec<Outgoing>, StoreError> {
-    let rows: Vec<DueRow> = notifications::table
-        .inner_join(users::table.on(users::id.eq(notifications::user_id)))
-        .left_join(webhooks::table.on(webhooks::id.nullable().eq(notifications::webhook_id)))
-        .filter(notifications::status.eq_any(["pending", "failed"]))
+/// Claim up to `limit` outbox rows that are due: each claimed row has its try counted and is
+/// hidden until `lease_until` (so a process that dies while sending, or cannot record the
+/// outcome, tries it again only after the lease, and the tries still run out). A row is claimed
+/// by one conditional UPDATE each, so two drains — or two nodes — never take the same row.
+pub fn claim_due(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<Outgoing>, StoreError> {
+    // Sent, dead and in-app rows have no next_attempt_at: the range alone finds the outbox.
+    let candidates: Vec<String> = notifications::table
         .filter(notifications::next_attempt_at.le(now))
         .order(notifications::next_attempt_at.asc())
         .limit(limit)
+        .select(notifications::id)
+        .load(conn)?;
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for id in candidates {
+        // Still due: nobody claimed it in between.
+        let n = diesel::update(
+            notifications::table
+                .find(&id)
+                .filter(notifications::next_attempt_at.le(now)),
+        )
+        .set((
+            notifications::attempts.eq(notifications::attempts + 1),
+            notifications::next_attempt_at.eq(lease_until),
+        ))
+        .execute(conn)?;
+        if n == 1 {
+            claimed.push(id);
+        }
+    }
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<DueRow> = notifications::table
+        .inner_join(users::table.on(users::id.eq(notifications::user_id)))
+        .left_join(webhooks::table.on(webhooks::id.nullable().eq(notifications::webhook_id)))
+        .filter(notifications::id.eq_any(&claimed))
+        .order(notifications::created_at.asc())
         .select((
             NotificationRow::as_select(),
-            users::email,
-            users::name,
-            webhooks::url.nullable(),
-            webhooks::secret.nullable(),
+            (users::email, users::name, users::disabled),
+            (webhooks::url, webhooks::secret, webhooks::active).nullable(),
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(row, email, name, url, secret)| Outgoing {
+        .map(|(row, (email, name, disabled), hook)| Outgoing {
             row,
             email,
             name,
-            webhook: url.zip(secret),
+            user_disabled: disabled,
+            webhook: hook,
         })
         .collect())
 }
 
-/// Delivered. `payload` replaces the stored one when given (a reset mail forgets its token).
+/// Delivered. `payload` replaces the stored one when given (a reset mail forgets its code).
 pub fn mark_sent(
     conn: &mut DbConn,
     id: &str,
-    attempts: i32,
     at: NaiveDateTime,
     response_status: Option<i32>,
     payload: Option<String>,
 ) -> Result<(), StoreError> {
     let target = notifications::table.find(id);
-    diesel::update(target)
-        .set((
-            notifications::status.eq("sent"),
-            notifications::attempts.eq(attempts),
-            notifications::sent_at.eq(Some(at)),
-            notifications::next_attempt_at.eq(None::<NaiveDateTime>),
-            notifications::response_status.eq(response_status),
-            notifications::last_error.eq(None::<String>),
-        ))
-        .execute(conn)?;
-    if let Some(p) = payload {
-        diesel::update(notifications::table.find(id))
-            .set(notifications::payload.eq(p))
-            .execute(conn)?;
-    }
+    let done = (
+        notifications::status.eq("sent"),
+        notifications::sent_at.eq(Some(at)),
+        notifications::next_attempt_at.eq(None::<NaiveDateTime>),
+        notifications::response_status.eq(response_status),
+        notifications::last_error.eq(None::<String>),
+    );
+    match payload {
+        Some(p) => diesel::update(target)
+            .set((done, notifications::payload.eq(p)))
+            .execute(conn)?,
+        None => diesel::update(target).set(done).execute(conn)?,
+    };
     Ok(())
 }
 
-/// A failed try: `failed` with the next try's time, or `dead` (no next try).
+/// A failed try: `failed` with the next try's time, or `dead` (no next try). `payload`
+/// replaces the stored one when given.
 pub fn mark_failed(
     conn: &mut DbConn,
     id: &str,
-    attempts: i32,
     next: Option<NaiveDateTime>,
     error: &str,
     response_status: Option<i32>,
+    payload: Option<String>,
 ) -> Result<(), StoreError> {
+    let target = notifications::table.find(id);
+    let failed = (
+        notifications::status.eq(if next.is_some() { "failed" } else { "dead" }),
+        notifications::next_attempt_at.eq(next),
+        notifications::last_error.eq(Some(error)),
+        notifications::response_status.eq(response_status),
+    );
+    match payload {
+        Some(p) => diesel::update(target)
+            .set((failed, notifications::payload.eq(p)))
+            .execute(conn)?,
+        None => diesel::update(target).set(failed).execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Deliveries of a paused webhook wait: back in the queue at `later`, the try not counted.
+pub fn postpone(conn: &mut DbConn, id: &str, later: NaiveDateTime) -> Result<(), StoreError> {
     diesel::update(notifications::table.find(id))
         .set((
-            notifications::status.eq(if next.is_some() { "failed" } else { "dead" }),
-            notifications::attempts.eq(attempts),
-            notifications::next_attempt_at.eq(next),
-            notifications::last_error.eq(Some(error)),
-            notifications::response_status.eq(response_status),
+            notifications::attempts.eq(notifications::attempts - 1),
+            notifications::next_attempt_at.eq(Some(later)),
         ))
         .execute(conn)?;
     Ok(())
@@ -274,7 +320,7 @@ pub fn summary_candidates(conn: &mut DbConn) -> Result<Vec<SummaryCandidate>, St
         .load(conn)?)
 }
 
-/// Whether the user booked anything between `from` and `to` (inclusive).
+/// Whether the user booked anything but transfers between `from` and `to` (inclusive).
 pub fn has_transactions(
     conn: &mut DbConn,
     user_id: &str,
@@ -284,7 +330,8 @@ pub fn has_transactions(
     Ok(diesel::select(diesel::dsl::exists(
         transactions::table
             .filter(transactions::user_id.eq(user_id))
-            .filter(transactions::date.between(from, to)),
+            .filter(transactions::date.between(from, to))
+            .filter(transactions::transfer_id.is_null()),
     ))
     .get_result(conn)?)
 }

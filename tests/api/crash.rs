@@ -256,7 +256,9 @@ async fn kill_between_send_and_mark_sent_repeats_the_mail_once_with_its_message_
         ("LEDGERLINE_NOTIFY_TICK", "50ms".to_string()),
         ("LEDGERLINE_NOTIFY_BACKOFF_BASE", "50ms".to_string()),
         ("LEDGERLINE_NOTIFY_BACKOFF_CAP", "200ms".to_string()),
-        ("LEDGERLINE_SMTP_TIMEOUT", "60s".to_string()),
+        // A try's claim lapses 5 s after the longest timeout: the retry after the restart.
+        ("LEDGERLINE_SMTP_TIMEOUT", "1s".to_string()),
+        ("LEDGERLINE_WEBHOOK_TIMEOUT", "1s".to_string()),
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut server = start_with(dir.path(), None, &env);
@@ -288,7 +290,7 @@ async fn kill_between_send_and_mark_sent_repeats_the_mail_once_with_its_message_
     smtp.hold(false);
 
     let mut again = start_with(dir.path(), None, &env);
-    let mails = smtp.wait_for(2, Duration::from_secs(15)).await;
+    let mails = smtp.wait_for(2, Duration::from_secs(30)).await;
     assert_eq!(mails.len(), 2, "sent again after the restart");
     actix_web::rt::time::sleep(Duration::from_millis(800)).await;
     let mails = smtp.mails();

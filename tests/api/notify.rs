@@ -32,6 +32,8 @@ fn quick(config: &mut Config, smtp: Option<String>) {
     config.notify_backoff_base = Duration::from_millis(50);
     config.notify_backoff_cap = Duration::from_millis(200);
     config.scheduler_tick = Duration::from_millis(100);
+    // The summary test runs on any day of the month.
+    config.monthly_summary_catch_up_days = 31;
 }
 
 fn today() -> NaiveDate {
@@ -552,6 +554,17 @@ async fn preferences_choose_the_channels() {
     )
     .await;
     assert_eq!(s, 422, "{body}");
+    let (s, body) = send(
+        &app,
+        Method::PUT,
+        "/api/v1/notification-preferences",
+        &t,
+        Some(json!({
+            "channels": { "security": ["webhook"] },
+        })),
+    )
+    .await;
+    assert_eq!(s, 422, "security notices are not for webhooks: {body}");
     let (s, prefs) = send(
         &app,
         Method::PUT,

@@ -4,7 +4,8 @@
 ALTER TABLE notifications ADD COLUMN webhook_id TEXT;
 ALTER TABLE notifications ADD COLUMN last_error TEXT;
 ALTER TABLE notifications ADD COLUMN response_status INTEGER;
-CREATE INDEX notifications_outbox_idx ON notifications (next_attempt_at) WHERE status IN ('pending', 'failed');
+-- Only outbox rows waiting for a try have a next_attempt_at (sent, dead and in-app rows do not).
+CREATE INDEX notifications_outbox_idx ON notifications (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX notifications_webhook_idx ON notifications (webhook_id, created_at) WHERE webhook_id IS NOT NULL;
 
 CREATE TABLE notification_preferences (

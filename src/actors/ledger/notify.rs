@@ -276,10 +276,32 @@ impl LedgerState {
     ) -> Vec<WriteOp> {
         let mut ops = Vec::new();
         let mut announced = Vec::new();
+        // One spend that crosses several thresholds of a budget at once (50 % and 80 %) tells
+        // people once, of the highest; the events (and webhooks) keep every threshold.
+        let mut highest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for (kind, payload) in events.iter() {
+            if *kind == "budget.threshold_reached" {
+                if let (Some(b), Some(t)) =
+                    (payload["budget_id"].as_str(), payload["threshold"].as_i64())
+                {
+                    let top = highest.entry(b).or_insert(t);
+                    *top = (*top).max(t);
+                }
+            }
+        }
         for (kind, payload) in events.iter() {
             let Some(kind) = notifying_kind(kind) else {
                 continue;
             };
+            if kind == "budget.threshold_reached" {
+                let budget = payload["budget_id"].as_str().unwrap_or_default();
+                if highest
+                    .get(budget)
+                    .is_some_and(|t| Some(*t) != payload["threshold"].as_i64())
+                {
+                    continue;
+                }
+            }
             let prefs = &self.notify.prefs;
             if prefs.wants(kind, "in_app") {
                 let row = NotificationRow::new(user_id, kind, "in_app", payload.to_string(), at);
@@ -316,7 +338,13 @@ impl LedgerState {
         let mut ops = Vec::new();
         for (envelope, text) in envelopes {
             let kind = envelope.kind;
-            if notifying_kind(kind).is_some_and(|k| !self.notify.prefs.wants(k, "webhook")) {
+            // An in-app notification's announcement carries the alert too: routed like it.
+            let routed = if kind == "notification.created" {
+                envelope.payload["kind"].as_str().unwrap_or(kind)
+            } else {
+                kind
+            };
+            if notifying_kind(routed).is_some_and(|k| !self.notify.prefs.wants(k, "webhook")) {
                 continue;
             }
             for (hook, types) in &hooks {

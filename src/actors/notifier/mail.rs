@@ -78,8 +78,11 @@ impl Mailer {
             .map_err(|e| Failure::permanent(format!("cannot build the message: {e}")))?;
         match &self.transport {
             Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| {
-                if e.is_permanent() {
-                    Failure::permanent(format!("SMTP refused: {e}"))
+                // Only a refused mailbox is final; a refused login or a server problem is the
+                // operator's to fix, and the mail waits for it.
+                let code = e.status().map(|c| c.to_string());
+                if matches!(code.as_deref(), Some("550" | "551" | "553")) {
+                    Failure::permanent(format!("SMTP refused the recipient: {e}"))
                 } else {
                     Failure::retry(format!("SMTP: {e}"))
                 }

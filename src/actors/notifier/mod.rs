@@ -41,6 +41,8 @@ pub struct Outbound {
     /// Whether webhooks may target loopback and private addresses (operator's choice).
     pub allow_private: bool,
     pub tick: Duration,
+    /// How long a claimed row stays hidden from other drains: longer than any one try.
+    pub lease: Duration,
 }
 
 impl Outbound {
@@ -55,6 +57,7 @@ impl Outbound {
             webhook_timeout: settings.webhook_timeout,
             allow_private: settings.webhooks_allow_private,
             tick: settings.notify_tick,
+            lease: settings.smtp_timeout.max(settings.webhook_timeout) + Duration::from_secs(5),
         })
     }
 }
@@ -88,7 +91,10 @@ impl Notifier {
             let mut sent = 0usize;
             loop {
                 let now = crate::store::now();
-                let due = db.run(move |conn| q::due(conn, now, BATCH)).await?;
+                let lease_until = now + chrono::Duration::from_std(out.lease).unwrap_or_default();
+                let due = db
+                    .run(move |conn| q::claim_due(conn, now, lease_until, BATCH))
+                    .await?;
                 let n = due.len();
                 let results = futures_util::future::join_all(
                     due.into_iter().map(|item| deliver(&db, &out, item)),
@@ -113,33 +119,51 @@ impl Notifier {
     }
 }
 
-/// One try of one row, recorded: `true` when it was delivered.
+/// Shortest wait before a retry, whatever the jitter drew.
+const MIN_RETRY: Duration = Duration::from_millis(10);
+
+/// One try of one claimed row, recorded: `true` when it was delivered.
 async fn deliver(db: &Db, out: &Outbound, item: Outgoing) -> bool {
     let id = item.row.id.clone();
-    let attempts = item.row.attempts + 1;
-    let outcome = match item.row.channel.as_str() {
-        "email" => out.mailer.send(&item).await.map(|()| None),
-        "webhook" => webhook::post(out, &item).await.map(Some),
-        other => Err(Failure::permanent(format!("unknown channel `{other}`"))),
+    let attempts = item.row.attempts;
+    if item.webhook.as_ref().is_some_and(|(_, _, active)| !active) {
+        // A paused webhook: its deliveries wait for it, the try not counted.
+        let later = crate::store::now() + chrono::Duration::from_std(out.lease).unwrap_or_default();
+        if let Err(e) = db.run(move |conn| q::postpone(conn, &id, later)).await {
+            tracing::warn!(error = %e, "could not postpone a delivery of a paused webhook");
+        }
+        return false;
+    }
+    let outcome = if item.user_disabled {
+        Err(Failure::permanent("the account is disabled"))
+    } else {
+        match item.row.channel.as_str() {
+            "email" => out.mailer.send(&item).await.map(|()| None),
+            "webhook" => webhook::post(out, &item).await.map(Some),
+            other => Err(Failure::permanent(format!("unknown channel `{other}`"))),
+        }
     };
     let now = crate::store::now();
+    // A reset code is worth nothing to keep once it is on its way, or will never be.
+    let is_reset = item.row.kind == "password_reset";
+    let redacted = || serde_json::json!({ "redacted": true }).to_string();
     let record = match outcome {
         Ok(status) => {
             tracing::info!(notification = %id, kind = %item.row.kind, channel = %item.row.channel, attempts, "notification sent");
-            // A reset token is worth nothing to keep once it is on its way.
-            let redacted = (item.row.kind == "password_reset")
-                .then(|| serde_json::json!({ "redacted": true }).to_string());
-            db.run(move |conn| q::mark_sent(conn, &id, attempts, now, status, redacted))
+            let payload = is_reset.then(redacted);
+            db.run(move |conn| q::mark_sent(conn, &id, now, status, payload))
                 .await
                 .map(|()| true)
         }
         Err(failure) => {
-            let next = (!failure.permanent && !out.backoff.exhausted(attempts as u32)).then(|| {
-                let wait = out
-                    .backoff
-                    .delay(attempts as u32, rand::thread_rng().gen::<f64>());
-                now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero())
-            });
+            let next =
+                (!failure.permanent && !out.backoff.exhausted(attempts.max(0) as u32)).then(|| {
+                    let wait = out
+                        .backoff
+                        .delay(attempts.max(0) as u32, rand::thread_rng().gen::<f64>())
+                        .max(MIN_RETRY);
+                    now + chrono::Duration::from_std(wait).unwrap_or_default()
+                });
             match next {
                 Some(at) => {
                     tracing::warn!(notification = %id, channel = %item.row.channel, attempts, retry_at = %at, error = %failure.message, "notification not delivered; will retry")
@@ -149,13 +173,14 @@ async fn deliver(db: &Db, out: &Outbound, item: Outgoing) -> bool {
                 }
             }
             let message = failure.message.chars().take(500).collect::<String>();
-            db.run(move |conn| q::mark_failed(conn, &id, attempts, next, &message, failure.status))
+            let payload = (is_reset && next.is_none()).then(redacted);
+            db.run(move |conn| q::mark_failed(conn, &id, next, &message, failure.status, payload))
                 .await
                 .map(|()| false)
         }
     };
     record.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "could not record a delivery; it will be tried again");
+        tracing::error!(error = %e, "could not record a delivery; it is tried again when its claim lapses");
         false
     })
 }

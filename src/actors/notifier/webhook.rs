@@ -38,7 +38,7 @@ pub async fn resolve(url: &url::Url, allow_private: bool) -> Result<SocketAddr, 
 
 /// POST one delivery; the receiver's status when it answered 2xx.
 pub(super) async fn post(out: &Outbound, item: &Outgoing) -> Result<i32, Failure> {
-    let Some((raw_url, secret)) = &item.webhook else {
+    let Some((raw_url, secret, _)) = &item.webhook else {
         return Err(Failure::permanent("the webhook was deleted"));
     };
     let url = check_webhook_url(raw_url).map_err(Failure::permanent)?;
@@ -48,6 +48,8 @@ pub(super) async fn post(out: &Outbound, item: &Outgoing) -> Result<i32, Failure
     let host = url.host_str().unwrap_or_default().to_string();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the name itself and defeat the pinning.
+        .no_proxy()
         .timeout(out.webhook_timeout)
         .resolve(&host, addr)
         .user_agent(concat!("Ledgerline-Webhooks/", env!("CARGO_PKG_VERSION")))
@@ -65,7 +67,8 @@ pub(super) async fn post(out: &Outbound, item: &Outgoing) -> Result<i32, Failure
         .body(body)
         .send()
         .await
-        .map_err(|e| Failure::retry(format!("POST failed: {e}")))?;
+        // (Without the URL: webhook URLs often carry tokens, and this text is logged and stored.)
+        .map_err(|e| Failure::retry(format!("POST failed: {}", e.without_url())))?;
     let status = i32::from(response.status().as_u16());
     if response.status().is_success() {
         Ok(status)

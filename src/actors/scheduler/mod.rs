@@ -6,7 +6,8 @@
 //!
 //! Monthly summaries: once the 1st of a month has come in a user's time zone, the user's Ledger
 //! is asked to queue the summary email of the month before (when they want it and booked
-//! anything in it). The outbox row's dedup key makes it one per user and month, whatever
+//! anything but transfers in it) — on the 1st, or up to `monthly_summary_catch_up_days` later
+//! after downtime. The outbox row's dedup key makes it one per user and month, whatever
 //! restarts or ticks happen; after downtime the summary goes out at the next tick.
 use std::collections::HashSet;
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub struct Scheduler {
     summarizing: bool,
     /// (user, month) summaries already queued or found not needed, so a tick does not ask again.
     summarized: HashSet<(String, NaiveDate)>,
+    /// Summaries go out from the 1st to this day of the month (catching up after downtime).
+    summary_days: u32,
 }
 
 /// The first day of the month before the one `today` is in.
@@ -40,7 +43,7 @@ fn previous_month(today: NaiveDate) -> NaiveDate {
 }
 
 impl Scheduler {
-    pub fn new(db: Db, directory: Addr<Directory>, tick: Duration) -> Self {
+    pub fn new(db: Db, directory: Addr<Directory>, tick: Duration, summary_days: u32) -> Self {
         Scheduler {
             db,
             directory,
@@ -48,6 +51,7 @@ impl Scheduler {
             running: false,
             summarizing: false,
             summarized: HashSet::new(),
+            summary_days,
         }
     }
 
@@ -59,6 +63,7 @@ impl Scheduler {
         self.summarizing = true;
         let (db, directory) = (self.db.clone(), self.directory.clone());
         let done = self.summarized.clone();
+        let catch_up = self.summary_days;
         let work = async move {
             let users = db.run(nq::summary_candidates).await?;
             let now = chrono::Utc::now();
@@ -75,6 +80,11 @@ impl Scheduler {
                     Ok(tz) => now.with_timezone(&tz).date_naive(),
                     Err(_) => now.date_naive(),
                 };
+                // On the 1st, or within the catch-up days after it (downtime); never later, so
+                // a first start mid-month does not mail everyone last month's summary.
+                if today.day() > catch_up {
+                    continue;
+                }
                 let month = previous_month(today);
                 if done.contains(&(user.clone(), month)) {
                     continue;
@@ -103,7 +113,8 @@ impl Scheduler {
                     match ask_ledger(&directory, user_id, SendMonthlySummary { month, base }).await
                     {
                         Ok(Ok(reply)) if reply.status == 200 => queued += 1,
-                        Ok(Ok(_)) => continue,
+                        // Nothing to summarize (only transfers): nothing to send this month.
+                        Ok(Ok(_)) => {}
                         Ok(Err(e)) => {
                             tracing::warn!(user_id = %user_id, error = %e, "monthly summary not queued");
                             continue;
@@ -122,6 +133,9 @@ impl Scheduler {
             act.summarizing = false;
             match result {
                 Ok((handled, queued)) => {
+                    // Only this month's entries matter from now on.
+                    let current = handled.first().map(|(_, m)| *m);
+                    act.summarized.retain(|(_, m)| Some(*m) == current);
                     act.summarized.extend(handled);
                     if queued > 0 {
                         tracing::info!(queued, "monthly summaries queued");
