@@ -805,73 +805,29 @@ async fn monthly_summary_has_the_right_totals(backend: Backend) {
     )
     .await;
     assert_eq!(s, 200);
-    txn(
-        &app,
-        &t,
-        &a,
-        "3000.00",
-        json!({ "date": day(month, 1), "category_id": salary }),
-    )
-    .await;
-    txn(
-        &app,
-        &t,
-        &a,
-        "-120.50",
-        json!({ "date": day(month, 3), "category_id": groceries }),
-    )
-    .await;
-    txn(
-        &app,
-        &t,
-        &a,
-        "-45.25",
-        json!({ "date": day(month, 17), "category_id": groceries }),
-    )
-    .await;
-    txn(
-        &app,
-        &t,
-        &a,
-        "-800.00",
-        json!({ "date": day(month, 5), "category_id": rent }),
-    )
-    .await;
-    // 60 USD at 0.5 = 30 EUR.
-    txn(
-        &app,
-        &t,
-        &usd,
-        "-60.00",
-        json!({ "date": day(month, 20), "category_id": restaurants }),
-    )
-    .await;
-    // The month before: 500 spent, 2,500 earned.
-    txn(
-        &app,
-        &t,
-        &a,
-        "-500.00",
-        json!({ "date": day(before, 10), "category_id": rent }),
-    )
-    .await;
-    txn(
-        &app,
-        &t,
-        &a,
-        "2500.00",
-        json!({ "date": day(before, 1), "category_id": salary }),
-    )
-    .await;
-    // This month does not count.
-    txn(
-        &app,
-        &t,
-        &a,
-        "-7.00",
-        json!({ "date": first.to_string(), "category_id": groceries }),
-    )
-    .await;
+    let booked = [
+        // The month: 3,000 earned; 120.50 + 45.25 + 800 + 60 USD (at 0.5 = 30 EUR) spent.
+        (&a, "3000.00", day(month, 1), &salary),
+        (&a, "-120.50", day(month, 3), &groceries),
+        (&a, "-45.25", day(month, 17), &groceries),
+        (&a, "-800.00", day(month, 5), &rent),
+        (&usd, "-60.00", day(month, 20), &restaurants),
+        // The month before: 500 spent, 2,500 earned.
+        (&a, "-500.00", day(before, 10), &rent),
+        (&a, "2500.00", day(before, 1), &salary),
+        // This month does not count.
+        (&a, "-7.00", first.to_string(), &groceries),
+    ];
+    for (account, amount, date, category) in booked {
+        txn(
+            &app,
+            &t,
+            account,
+            amount,
+            json!({ "date": date, "category_id": category }),
+        )
+        .await;
+    }
     let (s, _) = send(&app, Method::POST, "/api/v1/budgets", &t, Some(json!({
         "name": "Food budget", "limit": "200.00", "period": "monthly", "category_ids": [groceries],
         "start_date": day(before, 1),
