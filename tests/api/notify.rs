@@ -528,43 +528,26 @@ async fn preferences_choose_the_channels() {
         json!(["in_app", "email", "webhook"])
     );
     assert_eq!(prefs["monthly_summary"], true);
-    let (s, body) = send(
-        &app,
-        Method::PUT,
-        "/api/v1/notification-preferences",
-        &t,
-        Some(json!({
-            "channels": { "budget.threshold_reached": ["in_app", "sms"] },
-        })),
-    )
-    .await;
-    assert_eq!(s, 422, "{body}");
-    assert_eq!(
-        body["errors"][0]["field"],
-        "channels.budget.threshold_reached[1]"
-    );
-    let (s, body) = send(
-        &app,
-        Method::PUT,
-        "/api/v1/notification-preferences",
-        &t,
-        Some(json!({
-            "channels": { "weather": ["email"] },
-        })),
-    )
-    .await;
-    assert_eq!(s, 422, "{body}");
-    let (s, body) = send(
-        &app,
-        Method::PUT,
-        "/api/v1/notification-preferences",
-        &t,
-        Some(json!({
-            "channels": { "security": ["webhook"] },
-        })),
-    )
-    .await;
-    assert_eq!(s, 422, "security notices are not for webhooks: {body}");
+    for (bad, field) in [
+        // An unknown channel, an unknown kind, and webhooks for security notices.
+        (
+            json!({ "budget.threshold_reached": ["in_app", "sms"] }),
+            "channels.budget.threshold_reached[1]",
+        ),
+        (json!({ "weather": ["email"] }), "channels.weather"),
+        (json!({ "security": ["webhook"] }), "channels.security[0]"),
+    ] {
+        let (s, body) = send(
+            &app,
+            Method::PUT,
+            "/api/v1/notification-preferences",
+            &t,
+            Some(json!({ "channels": bad })),
+        )
+        .await;
+        assert_eq!(s, 422, "{body}");
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+    }
     let (s, prefs) = send(
         &app,
         Method::PUT,
