@@ -11,7 +11,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use crate::actors::categorizer::Categorizer;
-use crate::actors::directory::Directory;
+use crate::actors::directory::{Directory, LedgerIndex, UserIndex};
 use crate::actors::hub::Hub;
 use crate::actors::notifier::{Notifier, Outbound};
 use crate::actors::scheduler::Scheduler;
@@ -29,6 +29,10 @@ pub struct AppState {
     pub db: Db,
     pub hub: Addr<Hub>,
     pub categorizer: Addr<Categorizer>,
+    /// Running Ledgers and cached users, for requests to reach a Ledger and check a token
+    /// without a Directory round trip.
+    pub ledgers: LedgerIndex,
+    pub users: UserIndex,
     pub tickets: Tickets,
     pub settings: Arc<Settings>,
     pub started_at: Instant,
@@ -47,6 +51,8 @@ pub struct Services {
     pub db: Db,
     pub hub: Addr<Hub>,
     pub categorizer: Addr<Categorizer>,
+    pub ledgers: LedgerIndex,
+    pub users: UserIndex,
 }
 
 impl Services {
@@ -92,9 +98,10 @@ impl Services {
                 Notifier::new(db, outbound)
             })
         };
+        let (ledgers, users) = (LedgerIndex::default(), UserIndex::default());
         let directory = {
             let (db, hub, categorizer) = (db.clone(), hub.clone(), categorizer.clone());
-            let notifier = notifier.clone();
+            let (notifier, ledgers, users) = (notifier.clone(), ledgers.clone(), users.clone());
             Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
                 Directory::new(
                     db,
@@ -104,6 +111,7 @@ impl Services {
                     Some(notifier),
                     ledger_threads,
                 )
+                .with_indexes(ledgers, users)
             })
         };
         Scheduler::new(
@@ -165,6 +173,8 @@ impl Services {
             db,
             hub,
             categorizer,
+            ledgers,
+            users,
         })
     }
 }
@@ -177,12 +187,16 @@ impl Application {
             db,
             hub,
             categorizer,
+            ledgers,
+            users,
         } = Services::start(&settings).await?;
         let state = web::Data::new(AppState {
             identity,
             db,
             hub,
             categorizer,
+            ledgers,
+            users,
             tickets: Tickets::default(),
             settings: settings.clone(),
             started_at: Instant::now(),

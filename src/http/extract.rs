@@ -43,16 +43,21 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     else {
         return Err(ApiError::Unauthorized(BAD_TOKEN));
     };
-    let verdict = state
-        .identity
-        .directory()
-        .send(Authenticate {
-            user_id,
-            session_id,
-            stamp: claims.stm,
-        })
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("directory unreachable: {e}")))?;
+    let claims = Authenticate {
+        user_id,
+        session_id,
+        stamp: claims.stm,
+    };
+    // A cached user is checked here; otherwise the Directory loads them.
+    let verdict = match state.users.admit(&claims) {
+        Some(verdict) => verdict,
+        None => state
+            .identity
+            .directory()
+            .send(claims)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("directory unreachable: {e}")))?,
+    };
     verdict.map_err(|rejection| match rejection {
         Rejection::Unavailable => ApiError::Unavailable("Try again shortly.".into()),
         _ => ApiError::Unauthorized(BAD_TOKEN),

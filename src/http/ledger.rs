@@ -27,16 +27,25 @@ where
     M::Result: Send + 'static,
     Ledger: Handler<M>,
 {
+    let unavailable = |e: MailboxError| match e {
+        MailboxError::Timeout => {
+            ApiError::Unavailable("The ledger did not answer in time; try again.".into())
+        }
+        MailboxError::Closed => {
+            ApiError::Unavailable("The ledger is restarting; try again.".into())
+        }
+    };
+    // A running Ledger directly; one that stopped meanwhile did not take the message.
+    if let Some(ledger) = state.ledgers.get(user_id) {
+        match ledger.send(msg.clone()).await {
+            Ok(answer) => return Ok(answer),
+            Err(MailboxError::Closed) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
     ask_ledger(state.identity.directory(), user_id, msg)
         .await
-        .map_err(|e| match e {
-            MailboxError::Timeout => {
-                ApiError::Unavailable("The ledger did not answer in time; try again.".into())
-            }
-            MailboxError::Closed => {
-                ApiError::Unavailable("The ledger is restarting; try again.".into())
-            }
-        })
+        .map_err(unavailable)
 }
 
 /// A Ledger reply as an HTTP response.

@@ -38,8 +38,9 @@ PRAGMA temp_store = MEMORY;";
 
 /// The writer lane's connection also gets a 64 MiB page cache (used only as needed), so large
 /// imports do not re-read index pages; pooled connections keep SQLite's small default.
-/// It never checkpoints inline either: a separate checkpointer thread copies the WAL back into the
-/// database (PASSIVE: never blocking the writer), so commits do not pay for it.
+/// It never checkpoints inside a commit either: a checkpointer thread copies the WAL back into the
+/// database (PASSIVE: never blocking the writer), and the writer finishes that work between
+/// batches now and then so the WAL starts over (see `store::writer`).
 const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -65536;
 PRAGMA wal_autocheckpoint = 0;";
 

@@ -1,7 +1,7 @@
 //! How the [`Directory`](super::Directory) handles its messages.
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::{fut, ActorFutureExt, Addr, Handler, MessageResult, ResponseActFuture, WrapFuture};
 use uuid::Uuid;
@@ -33,7 +33,7 @@ async fn load(db: Db, user_id: Uuid) -> Result<Option<Entry>, store::StoreError>
             user: Arc::new(view),
             stamp: row.security_stamp,
             sessions,
-            last_used: Instant::now(),
+            last_used: AtomicU64::new(super::unix_secs()),
         }))
     })
     .await
@@ -43,9 +43,8 @@ impl Handler<Authenticate> for Directory {
     type Result = ResponseActFuture<Self, Result<Principal, Rejection>>;
 
     fn handle(&mut self, msg: Authenticate, _ctx: &mut Self::Context) -> Self::Result {
-        if let Some(entry) = self.users.get_mut(&msg.user_id) {
-            entry.last_used = Instant::now();
-            return Box::pin(fut::ready(entry.admit(&msg, store::now())));
+        if let Some(verdict) = self.users.admit(&msg) {
+            return Box::pin(fut::ready(verdict));
         }
         let forgets_at_start = self.forgets;
         Box::pin(load(self.db.clone(), msg.user_id).into_actor(self).map(
@@ -53,7 +52,7 @@ impl Handler<Authenticate> for Directory {
                 Ok(Some(entry)) => {
                     let verdict = entry.admit(&msg, store::now());
                     if act.forgets == forgets_at_start {
-                        act.users.insert(msg.user_id, entry);
+                        act.users.write().insert(msg.user_id, Arc::new(entry));
                     }
                     verdict
                 }
@@ -71,7 +70,7 @@ impl Handler<Forget> for Directory {
     type Result = ();
 
     fn handle(&mut self, msg: Forget, _ctx: &mut Self::Context) {
-        self.users.remove(&msg.user_id);
+        self.users.write().remove(&msg.user_id);
         self.forgets += 1;
     }
 }
@@ -80,7 +79,7 @@ impl Handler<CachedUsers> for Directory {
     type Result = usize;
 
     fn handle(&mut self, _msg: CachedUsers, _ctx: &mut Self::Context) -> usize {
-        self.users.len()
+        self.users.read().len()
     }
 }
 
@@ -96,9 +95,9 @@ impl Handler<Retire> for Directory {
     type Result = ();
 
     fn handle(&mut self, msg: Retire, _ctx: &mut Self::Context) {
-        self.users.remove(&msg.user_id);
+        self.users.write().remove(&msg.user_id);
         self.forgets += 1;
-        if let Some(addr) = self.ledgers.remove(&msg.user_id) {
+        if let Some(addr) = self.drop_ledger(msg.user_id) {
             stop(&addr);
         }
     }

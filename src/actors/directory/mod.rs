@@ -7,8 +7,9 @@ mod handlers;
 pub mod messages;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Supervised};
 use chrono::NaiveDateTime;
@@ -23,6 +24,29 @@ use crate::actors::notifier::Notifier;
 use crate::identity::{Principal, UserView};
 use crate::store::writer::Writer;
 use crate::store::Db;
+
+/// The running Ledgers' addresses, published by the Directory (their only writer) so that request
+/// handlers reach a running Ledger directly instead of asking the Directory first: one thread
+/// hop less on every request. A miss, or a Ledger that has stopped, goes through the Directory.
+#[derive(Clone, Default)]
+pub struct LedgerIndex(Arc<RwLock<HashMap<Uuid, Addr<Ledger>>>>);
+
+impl LedgerIndex {
+    /// The user's Ledger, if one is running.
+    pub fn get(&self, user_id: Uuid) -> Option<Addr<Ledger>> {
+        let map = self
+            .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(&user_id).filter(|a| a.connected()).cloned()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Addr<Ledger>>> {
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// Send a message to a user's Ledger, starting it if needed. A Ledger that stopped between the
 /// lookup and the send (idle, failure) did not take the message, so it goes to the fresh one.
@@ -53,16 +77,24 @@ const IDLE_EVICTION: Duration = Duration::from_secs(15 * 60);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// What the directory remembers of one user.
-struct Entry {
+pub(crate) struct Entry {
     user: Arc<UserView>,
     stamp: String,
     /// Live session id → absolute expiry.
     sessions: HashMap<Uuid, NaiveDateTime>,
-    last_used: Instant,
+    /// Seconds since the Unix epoch, when a token of this user was last checked.
+    last_used: AtomicU64,
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Entry {
     fn admit(&self, msg: &Authenticate, now: NaiveDateTime) -> Result<Principal, Rejection> {
+        self.last_used.store(unix_secs(), Ordering::Relaxed);
         if self.user.disabled {
             return Err(Rejection::Disabled);
         }
@@ -79,6 +111,36 @@ impl Entry {
     }
 }
 
+/// The Directory's cache of users, which only the Directory changes but any thread may read: a
+/// request whose user is cached is checked right there, without a message to the Directory. A
+/// [`Forget`] removes the user from it before it is acknowledged, exactly as before.
+#[derive(Clone, Default)]
+pub struct UserIndex(Arc<RwLock<HashMap<Uuid, Arc<Entry>>>>);
+
+impl UserIndex {
+    /// The verdict on a token's claims, if its user is cached (`None`: ask the Directory).
+    pub fn admit(&self, msg: &Authenticate) -> Option<Result<Principal, Rejection>> {
+        let map = self
+            .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = map.get(&msg.user_id)?;
+        Some(entry.admit(msg, crate::store::now()))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<Entry>>> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Arc<Entry>>> {
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 pub struct Directory {
     db: Db,
     writer: Writer,
@@ -89,9 +151,11 @@ pub struct Directory {
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
     ledgers: HashMap<Uuid, Addr<Ledger>>,
+    /// `ledgers`, readable from other threads.
+    index: LedgerIndex,
     /// Ledgers started again after they stopped (idle or failure).
     pub(crate) respawns: u64,
-    users: HashMap<Uuid, Entry>,
+    users: UserIndex,
     /// Bumped by every [`Forget`]: a load that started before a forget must not be cached, as it
     /// may have read the database before the change committed.
     forgets: u64,
@@ -115,10 +179,19 @@ impl Directory {
             arbiters,
             next_arbiter: 0,
             ledgers: HashMap::new(),
+            index: LedgerIndex::default(),
             respawns: 0,
-            users: HashMap::new(),
+            users: UserIndex::default(),
             forgets: 0,
         }
+    }
+
+    /// Publish the running Ledgers in `ledgers` and the cached users in `users` (see
+    /// [`LedgerIndex`], [`UserIndex`]).
+    pub fn with_indexes(mut self, ledgers: LedgerIndex, users: UserIndex) -> Self {
+        self.index = ledgers;
+        self.users = users;
+        self
     }
 
     /// The user's live Ledger, starting one when there is none or the last one stopped.
@@ -142,19 +215,28 @@ impl Directory {
             Ledger::start_in_arbiter(arbiter, make)
         };
         self.ledgers.insert(user_id, addr.clone());
+        self.index.write().insert(user_id, addr.clone());
         addr
+    }
+
+    /// Forget `user_id`'s Ledger (it is being stopped).
+    fn drop_ledger(&mut self, user_id: Uuid) -> Option<Addr<Ledger>> {
+        self.index.write().remove(&user_id);
+        self.ledgers.remove(&user_id)
     }
 
     fn sweep(&mut self) {
         self.ledgers.retain(|_, addr| addr.connected());
-        let before = self.users.len();
-        self.users
-            .retain(|_, entry| entry.last_used.elapsed() < IDLE_EVICTION);
-        let dropped = before - self.users.len();
+        self.index.write().retain(|_, addr| addr.connected());
+        let oldest = unix_secs().saturating_sub(IDLE_EVICTION.as_secs());
+        let mut users = self.users.write();
+        let before = users.len();
+        users.retain(|_, entry| entry.last_used.load(Ordering::Relaxed) > oldest);
+        let dropped = before - users.len();
         if dropped > 0 {
             tracing::debug!(
                 dropped,
-                cached = self.users.len(),
+                cached = users.len(),
                 "directory evicted idle users"
             );
         }
@@ -173,7 +255,7 @@ impl Actor for Directory {
 impl Supervised for Directory {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::warn!("directory restarting; cache cleared");
-        self.users.clear();
+        self.users.write().clear();
         self.forgets += 1;
     }
 }

@@ -27,6 +27,9 @@ use crate::store::writer::WriteOp;
 use crate::store::{self, StoreError};
 use std::sync::Arc;
 
+/// Up to this many transactions are categorized on the Ledger's own thread.
+const CATEGORIZE_INLINE_UP_TO: usize = 8;
+
 type WriteResult = Result<Reply, ApiError>;
 
 fn done(result: WriteResult) -> AtomicResponse<Ledger, WriteResult> {
@@ -217,7 +220,7 @@ impl Ledger {
         }
     }
 
-    /// Like [`Ledger::write`], but first has the Categorizer pool decide for `items`; the plan
+    /// Like [`Ledger::write`], but first has the Categorizer decide for `items`; the plan
     /// gets one assignment per item. A pool that cannot answer leaves them uncategorized: a
     /// categorizer problem never fails a write.
     fn write_categorized(
@@ -230,7 +233,13 @@ impl Ledger {
         if let Some(answer) = self.replay(&idempotency) {
             return done(answer);
         }
-        let Some(pool) = self.categorizer.clone().filter(|_| !items.is_empty()) else {
+        // A few items are cheaper to decide here (microseconds each) than a round trip to the
+        // pool's threads; the pool takes the big batches (imports) off this Ledger's thread.
+        let Some(pool) = self
+            .categorizer
+            .clone()
+            .filter(|_| items.len() > CATEGORIZE_INLINE_UP_TO)
+        else {
             let assignments = items
                 .iter()
                 .map(|i| self.state.model.categorize(i))
