@@ -5,7 +5,7 @@
 //! a user always on the same lane so their commits stay in order.
 use std::hash::{Hash, Hasher};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use tokio::sync::oneshot;
@@ -27,7 +27,7 @@ const MAX_BATCH: usize = 1024;
 
 /// How often the SQLite checkpointer thread copies the WAL back into the database (PASSIVE: it
 /// never blocks the writer).
-const BACKGROUND_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const BACKGROUND_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// How often the SQLite writer itself finishes a checkpoint between two batches. Under steady load
 /// a background checkpoint never catches up with the writer, so the WAL would never start over:
@@ -37,7 +37,7 @@ const BACKGROUND_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::fr
 /// rewinds the WAL to its start, reusing blocks that are already in the page cache. It costs the
 /// writer a pause (the database fsync: 10–50 ms at 10k creates/s on the benchmark machine), so it
 /// runs rarely; once the WAL file has reached its working size it is rewritten in place.
-const WRITER_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const WRITER_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// One change to the database, part of a commit. (Rows are moved once into the writer's queue,
 /// so the size difference between variants costs nothing worth a box.)
@@ -93,6 +93,24 @@ pub enum WriteOp {
     InjectFailure,
 }
 
+/// When SQLite's WAL is copied back into the database (PostgreSQL ignores this).
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoints {
+    /// The checkpointer thread's period (`None`: no such thread).
+    pub background: Option<Duration>,
+    /// How often the writer completes a checkpoint between batches.
+    pub writer: Duration,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Checkpoints {
+            background: Some(BACKGROUND_CHECKPOINT_EVERY),
+            writer: WRITER_CHECKPOINT_EVERY,
+        }
+    }
+}
+
 struct Commit {
     ops: Vec<WriteOp>,
     reply: oneshot::Sender<Result<(), StoreError>>,
@@ -109,6 +127,15 @@ pub struct Writer {
 impl Writer {
     /// Start `lanes` writer threads, each with its own connection.
     pub fn start(url: &DatabaseUrl, lanes: usize) -> Result<Writer, StoreError> {
+        Writer::start_with(url, lanes, Checkpoints::default())
+    }
+
+    /// [`Writer::start`] with SQLite checkpoints scheduled as given.
+    pub fn start_with(
+        url: &DatabaseUrl,
+        lanes: usize,
+        checkpoints: Checkpoints,
+    ) -> Result<Writer, StoreError> {
         let lanes = match url {
             DatabaseUrl::Sqlite(_) => 1,
             DatabaseUrl::Postgres(_) => lanes.max(1),
@@ -119,19 +146,17 @@ impl Writer {
             let (tx, rx) = mpsc::channel::<Commit>();
             std::thread::Builder::new()
                 .name(format!("ledgerline-writer-{lane}"))
-                .spawn(move || run_lane(conn, rx))
+                .spawn(move || run_lane(conn, rx, checkpoints.writer))
                 .map_err(|e| StoreError::Task(e.to_string()))?;
             senders.push(tx);
         }
         let (alive, stopped) = mpsc::channel::<()>();
-        if let DatabaseUrl::Sqlite(_) = url {
+        if let (DatabaseUrl::Sqlite(_), Some(every)) = (url, checkpoints.background) {
             let mut conn = connect_url(url)?;
             std::thread::Builder::new()
                 .name("ledgerline-checkpointer".into())
                 .spawn(move || {
-                    while let Err(mpsc::RecvTimeoutError::Timeout) =
-                        stopped.recv_timeout(BACKGROUND_CHECKPOINT_EVERY)
-                    {
+                    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                         checkpoint(&mut conn, "background");
                     }
                     // A last full checkpoint keeps the WAL small for the next start.
@@ -163,7 +188,7 @@ impl Writer {
     }
 }
 
-fn run_lane(mut conn: DbConn, rx: mpsc::Receiver<Commit>) {
+fn run_lane(mut conn: DbConn, rx: mpsc::Receiver<Commit>, checkpoint_every: Duration) {
     let sqlite = matches!(conn, DbConn::Sqlite(_));
     let mut checkpointed = Instant::now();
     while let Ok(first) = rx.recv() {
@@ -206,7 +231,7 @@ fn run_lane(mut conn: DbConn, rx: mpsc::Receiver<Commit>) {
         for (commit, result) in batch.into_iter().zip(results) {
             let _ = commit.reply.send(result);
         }
-        if sqlite && checkpointed.elapsed() >= WRITER_CHECKPOINT_EVERY {
+        if sqlite && checkpointed.elapsed() >= checkpoint_every {
             checkpointed = Instant::now();
             checkpoint(&mut conn, "writer");
         }
@@ -424,4 +449,81 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    /// Commit `count` event rows (2 KiB each) one commit at a time and return the size the WAL
+    /// file reached.
+    async fn wal_size_after_commits(checkpoints: Checkpoints, count: i64) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let url = DatabaseUrl::Sqlite(path.clone());
+        let (db, _) = Db::open(&url, 2).unwrap();
+        db.run(|conn| {
+            diesel::sql_query(
+                "INSERT INTO users (id, email, password_hash, security_stamp, created_at, updated_at) \
+                 VALUES ('u', 'u@example.org', 'x', 's', '2026-11-21 10:00:00', '2026-11-21 10:00:00')",
+            )
+            .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let writer = Writer::start_with(&url, 1, checkpoints).unwrap();
+        for seq in 1..=count {
+            let row = EventRow {
+                user_id: "u".into(),
+                seq,
+                message_id: uuid::Uuid::now_v7().to_string(),
+                kind: "transaction.created".into(),
+                envelope: "x".repeat(2048),
+                created_at: crate::store::now(),
+            };
+            writer
+                .commit("u", vec![WriteOp::InsertEvents(vec![row])])
+                .await
+                .unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("ledger.db-wal"))
+            .unwrap()
+            .len();
+        drop(writer);
+        wal
+    }
+
+    /// The writer's own checkpoints let the WAL start over, so it stays the size of a few commits
+    /// however many there are; without them (and with no background checkpointer to get lucky
+    /// between commits) the same commits grow it without end.
+    #[actix_web::test]
+    async fn the_writer_keeps_the_wal_from_growing() {
+        let page = 4096 + 24;
+        let reused = wal_size_after_commits(
+            Checkpoints {
+                background: None,
+                writer: Duration::ZERO,
+            },
+            300,
+        )
+        .await;
+        assert!(
+            reused <= 16 * page,
+            "WAL of {reused} bytes: it did not start over"
+        );
+        let grown = wal_size_after_commits(
+            Checkpoints {
+                background: None,
+                writer: Duration::from_secs(3600),
+            },
+            300,
+        )
+        .await;
+        assert!(
+            grown >= 300 * page,
+            "WAL of {grown} bytes: the control did not grow"
+        );
+    }
 }

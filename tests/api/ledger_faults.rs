@@ -15,7 +15,8 @@ use ledgerline::http::ledger::ask;
 
 on_both_backends!(
     random_writes_keep_balances_exact,
-    injected_failures_lose_nothing
+    injected_failures_lose_nothing,
+    a_crashed_ledger_is_replaced_for_the_next_request
 );
 
 fn minor(amount: &str) -> i64 {
@@ -360,5 +361,45 @@ async fn injected_failures_lose_nothing(backend: Backend) {
         ok += usize::from(s == 201);
     }
     assert_eq!(all_transactions(&app, &t).await.len(), 2 + ok);
+    assert_consistent(&app, &t, user_id).await;
+}
+
+/// Requests reach a running Ledger straight from the index the Directory publishes. One that
+/// died must not swallow the next requests: each of them is answered by a fresh Ledger, which
+/// rebuilds the balances from the database.
+async fn a_crashed_ledger_is_replaced_for_the_next_request(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let reg = app.register("crash@example.org", PASSWORD).await;
+    let t = token(&reg, "access_token");
+    let user_id: Uuid = reg["user"]["id"].as_str().unwrap().parse().unwrap();
+    let a = account(&app, &t, "A", "EUR", "100.00").await;
+    for round in 0..3 {
+        for _ in 0..3 {
+            let (s, body) = send(
+                &app,
+                Method::POST,
+                "/api/v1/transactions",
+                &t,
+                Some(json!({ "account_id": a, "amount": "-1.25" })),
+            )
+            .await;
+            assert_eq!(s, 201, "round {round}: {body}");
+        }
+        // Straight after the crash, with no pause for anything to notice it.
+        ask(&app.state, user_id, InjectFault(Fault::Crash))
+            .await
+            .unwrap();
+    }
+    let (_, account) = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/accounts/{a}"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(account["balance"], "88.75", "{account}");
     assert_consistent(&app, &t, user_id).await;
 }
