@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""The SQLite floor for a create, with no HTTP and no actors: Ledgerline's `transactions` and
+`events` schema and pragmas (WAL, synchronous=FULL, foreign keys, 64 MiB cache), driven from
+Python's sqlite3. Each create is one transaction row plus two event rows of ~500 bytes; B creates
+(one per user, 64 users) share a database transaction, as the writer's group commit does at 64
+connections. docs/benchmarks.md quotes it.
+
+    B=64 python3 bench/sqlite_floor.py base 64000    # 64 creates per commit
+    B=1  python3 bench/sqlite_floor.py base 20000    # one create per commit (one connection)
+
+Variants (the first argument, combinable): nofk (foreign keys off), noev / oneev (no or one event
+row per create), noacc / noud (without the account or user-date index), smallcache (8 MiB),
+nockpt (never checkpoint: the WAL grows), ps1024/ps2048/ps8192 (page size), txwr / evwr (WITHOUT
+ROWID tables). The database goes to $TMPDIR (default /tmp).
+"""
+import sqlite3, os, time, uuid, sys, random, json
+variant = sys.argv[1]
+path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ledgerline-floor-{variant}.db")
+for s in ["", "-wal", "-shm"]:
+    try: os.remove(path+s)
+    except FileNotFoundError: pass
+c = sqlite3.connect(path, isolation_level=None)
+import re as _re
+m = _re.search(r"ps(\d+)", variant)
+if m: c.execute(f"PRAGMA page_size={m.group(1)}")
+c.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=%s;" % ("OFF" if "nofk" in variant else "ON") + " PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0;")
+c.executescript("""
+CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, email TEXT);
+CREATE TABLE accounts (id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL REFERENCES users(id));
+""")
+wr = " WITHOUT ROWID" if "evwr" in variant else ""
+twr = " WITHOUT ROWID" if "txwr" in variant else ""
+ddl = f"""
+CREATE TABLE transactions (
+    id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE, amount BIGINT NOT NULL, currency TEXT NOT NULL,
+    date DATE NOT NULL, occurred_at TIMESTAMP, description TEXT NOT NULL DEFAULT '', merchant TEXT NOT NULL DEFAULT '',
+    category_id TEXT, category_source TEXT NOT NULL DEFAULT 'none', confidence DOUBLE PRECISION,
+    tags TEXT NOT NULL DEFAULT '[]', notes TEXT NOT NULL DEFAULT '', transfer_id TEXT, foreign_amount BIGINT,
+    foreign_currency TEXT, source TEXT NOT NULL DEFAULT 'api', external_id TEXT, created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL DEFAULT 1){twr};
+CREATE INDEX transactions_user_date_idx ON transactions (user_id, date, id);
+--ACC
+CREATE INDEX transactions_account_idx ON transactions (account_id, date);
+CREATE INDEX transactions_category_idx ON transactions (category_id) WHERE category_id IS NOT NULL;
+CREATE INDEX transactions_transfer_idx ON transactions (transfer_id) WHERE transfer_id IS NOT NULL;
+CREATE UNIQUE INDEX transactions_external_key ON transactions (account_id, external_id) WHERE external_id IS NOT NULL;
+CREATE INDEX transactions_user_labels ON transactions (user_id, updated_at) WHERE category_source = 'user';
+CREATE TABLE events (user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE, seq BIGINT NOT NULL,
+    message_id TEXT NOT NULL, kind TEXT NOT NULL, envelope TEXT NOT NULL, created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (user_id, seq)){wr};
+"""
+if "noacc" in variant: ddl = ddl.replace("CREATE INDEX transactions_account_idx", "-- ")
+if "noud" in variant: ddl = ddl.replace("CREATE INDEX transactions_user_date_idx", "-- ")
+c.executescript(ddl)
+def u7():
+    # time-ordered uuid
+    t = int(time.time()*1000)
+    r = random.getrandbits(74)
+    return str(uuid.UUID(int=(t<<80) | (0x7<<76) | ((r>>62)<<64) | (0x2<<62) | (r & ((1<<62)-1))))
+users = [str(uuid.uuid4()) for _ in range(64)]
+accts = [u7() for _ in users]
+c.execute("BEGIN")
+for u,a in zip(users, accts):
+    c.execute("INSERT INTO users VALUES (?,?)", (u, u+"@x"))
+    c.execute("INSERT INTO accounts VALUES (?,?)", (a, u))
+c.execute("COMMIT")
+env = json.dumps({"x": "y"*500})
+seq = {u: 0 for u in users}
+N = int(sys.argv[2]) if len(sys.argv) > 2 else 200000
+B = int(os.environ.get("B", "64"))
+t0 = time.time()
+done = 0
+while done < N:
+    c.execute("BEGIN")
+    for i in range(B):
+        u = users[i]; a = accts[i]
+        now = "2026-11-21 10:00:00.123456"
+        c.execute("INSERT INTO transactions (id,user_id,account_id,amount,currency,date,description,created_at,updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                  (u7(), u, a, -1234, "EUR", "2026-11-%02d" % (1 + done % 28), "loadgen %d" % done, now, now))
+        for k in range(0 if "noev" in variant else (1 if "oneev" in variant else 2)):
+            seq[u] += 1
+            c.execute("INSERT INTO events VALUES (?,?,?,?,?,?)", (u, seq[u], u7(), "transaction.created", env, now))
+        done += 1
+    c.execute("COMMIT")
+    if "nockpt" not in variant and done % 64000 == 0:
+        c.execute("PRAGMA wal_checkpoint(PASSIVE)")
+dt = time.time() - t0
+print(variant, f"{N/dt:.0f} creates/s, {dt/N*1e6:.1f} us/create")
+for suffix in ["", "-wal", "-shm"]:
+    try:
+        os.remove(path + suffix)
+    except FileNotFoundError:
+        pass
