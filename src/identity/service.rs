@@ -12,8 +12,9 @@ use super::limits::RateLimits;
 use super::model::{Principal, SessionView, TokenPair, UserView};
 use super::passwords::Hasher;
 use super::tokens::{hash_refresh_token, new_refresh_token, Tokens};
-use crate::actors::directory::{Directory, Forget, Retire};
+use crate::actors::directory::{ask_ledger, Directory, Forget, Retire};
 use crate::actors::hub::{Hub, Revoke};
+use crate::actors::ledger::SetTimezone;
 use crate::actors::notifier::{Notifier, Nudge};
 use crate::domain::{Currency, DisplayName, Email, Locale, Password, Role, TimeZone};
 use crate::error::ApiError;
@@ -512,6 +513,8 @@ impl Identity {
                 return Err(ApiError::validation("current_password", "is incorrect"));
             }
         }
+        let timezone: Option<chrono_tz::Tz> =
+            update.timezone.as_ref().and_then(|t| t.name().parse().ok());
         let changes = ProfileChanges {
             email: update.email.map(|e| e.as_str().to_string()),
             name: update.name.map(DisplayName::into_inner),
@@ -533,6 +536,12 @@ impl Identity {
             .map_err(email_taken)?
             .ok_or(ApiError::NotFound)?;
         self.forget(&user_id).await;
+        if let Some(tz) = timezone {
+            // The Ledger read the zone when it started; tell it before answering.
+            if let Err(e) = ask_ledger(&self.directory, who.user_id(), SetTimezone(tz)).await {
+                tracing::warn!(error = %e, "could not give the ledger the new time zone");
+            }
+        }
         view(&row)
     }
 

@@ -15,6 +15,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     recurring_rules_catch_up_once,
+    a_new_time_zone_moves_what_is_due,
     goals_report_progress_live,
     bad_rules_and_goals_are_422
 );
@@ -275,4 +276,56 @@ async fn bad_rules_and_goals_are_422(backend: Backend) {
         assert_eq!(s, 422, "{body}: {reply}");
         assert_eq!(reply["errors"][0]["field"], field, "{body}: {reply}");
     }
+}
+
+/// "Today" is the user's: after they change their time zone, their running Ledger decides what is
+/// due by the new one at once. Kiritimati (UTC+14) is always one calendar day ahead of Pago Pago
+/// (UTC−11), so a rule starting on Kiritimati's today is not yet due in Pago Pago, and is due the
+/// moment the user moves to Kiritimati.
+async fn a_new_time_zone_moves_what_is_due(backend: Backend) {
+    let Some(app) = fast_scheduler(backend).await else {
+        return;
+    };
+    let t = user(&app, "traveller@example.org").await;
+    // The account starts the user's Ledger, in UTC.
+    let a = account(&app, &t, "Main", "EUR", "0").await;
+    let (s, me) = send(
+        &app,
+        Method::PATCH,
+        "/api/v1/me",
+        &t,
+        Some(json!({ "timezone": "Pacific/Pago_Pago" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{me}");
+    let kiritimati_today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Pacific::Kiritimati)
+        .date_naive();
+    let (s, rule) = send(&app, Method::POST, "/api/v1/recurring", &t, Some(json!({
+        "account_id": a, "amount": "-1.00", "description": "Island ferry", "frequency": "monthly",
+        "start_date": kiritimati_today
+    }))).await;
+    assert_eq!(s, 201, "{rule}");
+    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        recurring_rows(&app, &t).await.is_empty(),
+        "due a day early: today in Pago Pago is before {kiritimati_today}"
+    );
+
+    let (s, me) = send(
+        &app,
+        Method::PATCH,
+        "/api/v1/me",
+        &t,
+        Some(json!({ "timezone": "Pacific/Kiritimati" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{me}");
+    let rows = wait_for(&app, &t, 1).await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "not created once today is {kiritimati_today}"
+    );
+    assert_eq!(rows[0]["date"], kiritimati_today.to_string());
 }

@@ -968,6 +968,15 @@ impl Handler<InjectFault> for Ledger {
     }
 }
 
+impl Handler<SetTimezone> for Ledger {
+    type Result = ();
+    fn handle(&mut self, msg: SetTimezone, ctx: &mut Self::Context) {
+        self.state.timezone = Some(msg.0);
+        // A budget's current period may have moved with the date.
+        self.watch(ctx, false);
+    }
+}
+
 impl Handler<MemoryBalances> for Ledger {
     type Result = MessageResult<MemoryBalances>;
     fn handle(&mut self, _msg: MemoryBalances, _ctx: &mut Self::Context) -> Self::Result {

@@ -363,6 +363,12 @@ pub struct InjectFault(pub Fault);
 #[rtype(result = "Vec<(String, i64)>")]
 pub struct MemoryBalances;
 
+/// The user changed their time zone (`PATCH /me`): "today", budget periods and what is due
+/// follow the new one from now on.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SetTimezone(pub chrono_tz::Tz);
+
 /// Stop now (the user was deleted, or the process is shutting down).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
