@@ -24,6 +24,9 @@ use crate::store::writer::Writer;
 use crate::store::Db;
 
 /// What every handler can reach.
+/// Days the delivery log (sent or dead email and webhook rows) is kept.
+const DELIVERY_LOG_DAYS: i64 = 30;
+
 pub struct AppState {
     pub identity: Identity,
     pub db: Db,
@@ -163,6 +166,16 @@ impl Services {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(pruned = n, "old idempotency keys removed"),
                         Err(e) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+                    }
+                    // The delivery log (sent or dead email and webhook rows) is kept 30 days.
+                    let before = crate::store::now() - chrono::Duration::days(DELIVERY_LOG_DAYS);
+                    match housekeeping_db
+                        .run(move |conn| crate::store::notify::prune_deliveries(conn, before))
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(pruned = n, "old deliveries removed"),
+                        Err(e) => tracing::warn!(error = %e, "pruning deliveries failed"),
                     }
                 }
                 minutes += 1;

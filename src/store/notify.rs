@@ -237,6 +237,19 @@ pub fn find_by_dedup(
         .optional()?)
 }
 
+/// Forget email and webhook rows that were delivered or given up before `before` (the webhook
+/// delivery log and the sent mail). Rows still waiting for a try stay, and so do in-app
+/// notifications: they are the user's inbox.
+pub fn prune_deliveries(conn: &mut DbConn, before: NaiveDateTime) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        notifications::table
+            .filter(notifications::channel.ne("in_app"))
+            .filter(notifications::status.eq_any(["sent", "dead"]))
+            .filter(notifications::created_at.lt(before)),
+    )
+    .execute(conn)?)
+}
+
 pub fn insert_notification(conn: &mut DbConn, row: &NotificationRow) -> Result<(), StoreError> {
     diesel::insert_into(notifications::table)
         .values(row)

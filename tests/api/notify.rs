@@ -18,6 +18,7 @@ use ledgerline::config::Config;
 use ledgerline::store::schema::notifications;
 
 on_both_backends!(
+    old_deliveries_are_pruned_but_not_the_inbox_or_the_queue,
     a_budget_threshold_sends_exactly_one_email,
     mail_waits_while_smtp_is_down_and_goes_once_it_is_back,
     webhooks_are_signed_logged_and_retried_until_dead,
@@ -858,4 +859,56 @@ async fn monthly_summary_has_the_right_totals(backend: Backend) {
     // Once per month, whatever the ticks.
     actix_web::rt::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(smtp.mails().len(), 1);
+}
+
+/// Housekeeping forgets delivered and dead email/webhook rows after 30 days; mail still waiting
+/// and the user's in-app notifications are never pruned.
+async fn old_deliveries_are_pruned_but_not_the_inbox_or_the_queue(backend: Backend) {
+    let Some(app) = spawn_with(backend, |_| {}).await else {
+        return;
+    };
+    let reg = app.register("prune@example.org", PASSWORD).await;
+    let uid = reg["user"]["id"].as_str().unwrap().to_string();
+    let now = ledgerline::store::now();
+    let old = now - chrono::Duration::days(40);
+    let recent = now - chrono::Duration::days(1);
+    let row = |label: &str, channel: &str, status: &str, at| {
+        let mut r =
+            ledgerline::store::budgets::NotificationRow::new(&uid, label, channel, "{}".into(), at);
+        r.status = status.into();
+        r.next_attempt_at = (status == "pending").then_some(at);
+        r
+    };
+    let rows = vec![
+        row("old_sent_email", "email", "sent", old),
+        row("old_dead_webhook", "webhook", "dead", old),
+        row("old_pending_email", "email", "pending", old),
+        row("old_in_app", "in_app", "sent", old),
+        row("recent_sent_email", "email", "sent", recent),
+    ];
+    let (pruned, left) = app
+        .state
+        .db
+        .run(move |conn| {
+            for r in &rows {
+                ledgerline::store::notify::insert_notification(conn, r)?;
+            }
+            let pruned = ledgerline::store::notify::prune_deliveries(
+                conn,
+                ledgerline::store::now() - chrono::Duration::days(30),
+            )?;
+            let mut left: Vec<String> = notifications::table
+                .filter(notifications::user_id.eq(&rows[0].user_id))
+                .select(notifications::kind)
+                .load(conn)?;
+            left.sort();
+            Ok((pruned, left))
+        })
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    assert_eq!(
+        left,
+        ["old_in_app", "old_pending_email", "recent_sent_email"]
+    );
 }
