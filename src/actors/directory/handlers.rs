@@ -52,7 +52,7 @@ impl Handler<Authenticate> for Directory {
                 Ok(Some(entry)) => {
                     let verdict = entry.admit(&msg, store::now());
                     if act.forgets == forgets_at_start {
-                        act.users.write().insert(msg.user_id, Arc::new(entry));
+                        act.users.0.write().insert(msg.user_id, Arc::new(entry));
                     }
                     verdict
                 }
@@ -70,7 +70,7 @@ impl Handler<Forget> for Directory {
     type Result = ();
 
     fn handle(&mut self, msg: Forget, _ctx: &mut Self::Context) {
-        self.users.write().remove(&msg.user_id);
+        self.users.0.write().remove(&msg.user_id);
         self.forgets += 1;
     }
 }
@@ -79,7 +79,7 @@ impl Handler<CachedUsers> for Directory {
     type Result = usize;
 
     fn handle(&mut self, _msg: CachedUsers, _ctx: &mut Self::Context) -> usize {
-        self.users.read().len()
+        self.users.0.read().len()
     }
 }
 
@@ -95,7 +95,7 @@ impl Handler<Retire> for Directory {
     type Result = ();
 
     fn handle(&mut self, msg: Retire, _ctx: &mut Self::Context) {
-        self.users.write().remove(&msg.user_id);
+        self.users.0.write().remove(&msg.user_id);
         self.forgets += 1;
         if let Some(addr) = self.drop_ledger(msg.user_id) {
             stop(&addr);
@@ -111,6 +111,11 @@ impl Handler<LiveLedgers> for Directory {
     type Result = usize;
 
     fn handle(&mut self, _msg: LiveLedgers, _ctx: &mut Self::Context) -> usize {
-        self.ledgers.values().filter(|a| a.connected()).count()
+        self.ledgers
+            .0
+            .read()
+            .values()
+            .filter(|a| a.connected())
+            .count()
     }
 }

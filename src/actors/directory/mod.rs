@@ -8,7 +8,7 @@ pub mod messages;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Supervised};
@@ -25,26 +25,49 @@ use crate::identity::{Principal, UserView};
 use crate::store::writer::Writer;
 use crate::store::Db;
 
+/// A map that only the Directory changes and any thread may read.
+struct Published<V>(Arc<RwLock<HashMap<Uuid, V>>>);
+
+impl<V> Clone for Published<V> {
+    fn clone(&self) -> Self {
+        Published(self.0.clone())
+    }
+}
+
+impl<V> Default for Published<V> {
+    fn default() -> Self {
+        Published(Arc::default())
+    }
+}
+
+impl<V> Published<V> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Uuid, V>> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Uuid, V>> {
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// The running Ledgers' addresses, published by the Directory (their only writer) so that request
 /// handlers reach a running Ledger directly instead of asking the Directory first: one thread
 /// hop less on every request. A miss, or a Ledger that has stopped, goes through the Directory.
 #[derive(Clone, Default)]
-pub struct LedgerIndex(Arc<RwLock<HashMap<Uuid, Addr<Ledger>>>>);
+pub struct LedgerIndex(Published<Addr<Ledger>>);
 
 impl LedgerIndex {
     /// The user's Ledger, if one is running.
     pub fn get(&self, user_id: Uuid) -> Option<Addr<Ledger>> {
-        let map = self
-            .0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.get(&user_id).filter(|a| a.connected()).cloned()
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Addr<Ledger>>> {
         self.0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .read()
+            .get(&user_id)
+            .filter(|a| a.connected())
+            .cloned()
     }
 }
 
@@ -115,29 +138,14 @@ impl Entry {
 /// request whose user is cached is checked right there, without a message to the Directory. A
 /// [`Forget`] removes the user from it before it is acknowledged, exactly as before.
 #[derive(Clone, Default)]
-pub struct UserIndex(Arc<RwLock<HashMap<Uuid, Arc<Entry>>>>);
+pub struct UserIndex(Published<Arc<Entry>>);
 
 impl UserIndex {
     /// The verdict on a token's claims, if its user is cached (`None`: ask the Directory).
     pub fn admit(&self, msg: &Authenticate) -> Option<Result<Principal, Rejection>> {
-        let map = self
-            .0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let map = self.0.read();
         let entry = map.get(&msg.user_id)?;
         Some(entry.admit(msg, crate::store::now()))
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<Entry>>> {
-        self.0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Arc<Entry>>> {
-        self.0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -150,9 +158,8 @@ pub struct Directory {
     /// Threads the Ledgers run on, used in turn.
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
-    ledgers: HashMap<Uuid, Addr<Ledger>>,
-    /// `ledgers`, readable from other threads.
-    index: LedgerIndex,
+    /// Running Ledgers (readable from other threads).
+    ledgers: LedgerIndex,
     /// Ledgers started again after they stopped (idle or failure).
     pub(crate) respawns: u64,
     users: UserIndex,
@@ -178,8 +185,7 @@ impl Directory {
             categorizer,
             arbiters,
             next_arbiter: 0,
-            ledgers: HashMap::new(),
-            index: LedgerIndex::default(),
+            ledgers: LedgerIndex::default(),
             respawns: 0,
             users: UserIndex::default(),
             forgets: 0,
@@ -189,14 +195,14 @@ impl Directory {
     /// Publish the running Ledgers in `ledgers` and the cached users in `users` (see
     /// [`LedgerIndex`], [`UserIndex`]).
     pub fn with_indexes(mut self, ledgers: LedgerIndex, users: UserIndex) -> Self {
-        self.index = ledgers;
+        self.ledgers = ledgers;
         self.users = users;
         self
     }
 
     /// The user's live Ledger, starting one when there is none or the last one stopped.
     fn ledger(&mut self, user_id: Uuid) -> Addr<Ledger> {
-        if let Some(addr) = self.ledgers.get(&user_id) {
+        if let Some(addr) = self.ledgers.0.read().get(&user_id) {
             if addr.connected() {
                 return addr.clone();
             }
@@ -214,22 +220,19 @@ impl Directory {
             self.next_arbiter = self.next_arbiter.wrapping_add(1);
             Ledger::start_in_arbiter(arbiter, make)
         };
-        self.ledgers.insert(user_id, addr.clone());
-        self.index.write().insert(user_id, addr.clone());
+        self.ledgers.0.write().insert(user_id, addr.clone());
         addr
     }
 
     /// Forget `user_id`'s Ledger (it is being stopped).
     fn drop_ledger(&mut self, user_id: Uuid) -> Option<Addr<Ledger>> {
-        self.index.write().remove(&user_id);
-        self.ledgers.remove(&user_id)
+        self.ledgers.0.write().remove(&user_id)
     }
 
     fn sweep(&mut self) {
-        self.ledgers.retain(|_, addr| addr.connected());
-        self.index.write().retain(|_, addr| addr.connected());
+        self.ledgers.0.write().retain(|_, addr| addr.connected());
         let oldest = unix_secs().saturating_sub(IDLE_EVICTION.as_secs());
-        let mut users = self.users.write();
+        let mut users = self.users.0.write();
         let before = users.len();
         users.retain(|_, entry| entry.last_used.load(Ordering::Relaxed) > oldest);
         let dropped = before - users.len();
@@ -255,7 +258,7 @@ impl Actor for Directory {
 impl Supervised for Directory {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::warn!("directory restarting; cache cleared");
-        self.users.write().clear();
+        self.users.0.write().clear();
         self.forgets += 1;
     }
 }
