@@ -23,10 +23,10 @@ use crate::identity::{Hasher, Identity, Links, RateLimits, SigningKey, Tokens};
 use crate::store::writer::Writer;
 use crate::store::Db;
 
-/// What every handler can reach.
 /// Days the delivery log (sent or dead email and webhook rows) is kept.
 const DELIVERY_LOG_DAYS: i64 = 30;
 
+/// What every handler can reach.
 pub struct AppState {
     pub identity: Identity,
     pub db: Db,
@@ -131,6 +131,7 @@ impl Services {
             tokens,
             Links {
                 directory,
+                ledgers: ledgers.clone(),
                 hub: hub.clone(),
                 notifier,
             },

@@ -12,9 +12,9 @@ use super::limits::RateLimits;
 use super::model::{Principal, SessionView, TokenPair, UserView};
 use super::passwords::Hasher;
 use super::tokens::{hash_refresh_token, new_refresh_token, Tokens};
-use crate::actors::directory::{ask_ledger, Directory, Forget, Retire};
+use crate::actors::directory::{Directory, Forget, LedgerIndex, Retire};
 use crate::actors::hub::{Hub, Revoke};
-use crate::actors::ledger::SetTimezone;
+use crate::actors::ledger::TimezoneChanged;
 use crate::actors::notifier::{Notifier, Nudge};
 use crate::domain::{Currency, DisplayName, Email, Locale, Password, Role, TimeZone};
 use crate::error::ApiError;
@@ -101,6 +101,8 @@ fn truncate(s: &str, max_chars: usize) -> String {
 /// The actors the identity service tells about changes.
 pub struct Links {
     pub directory: Addr<Directory>,
+    /// Running Ledgers (told about a new time zone).
+    pub ledgers: LedgerIndex,
     pub hub: Addr<Hub>,
     pub notifier: Addr<Notifier>,
 }
@@ -112,6 +114,7 @@ pub struct Identity {
     hasher: Hasher,
     tokens: Arc<Tokens>,
     directory: Addr<Directory>,
+    ledgers: LedgerIndex,
     hub: Addr<Hub>,
     limits: RateLimits,
     refresh_ttl: Duration,
@@ -134,6 +137,7 @@ impl Identity {
             hasher,
             tokens,
             directory: links.directory,
+            ledgers: links.ledgers,
             hub: links.hub,
             notifier: links.notifier,
             limits,
@@ -513,8 +517,7 @@ impl Identity {
                 return Err(ApiError::validation("current_password", "is incorrect"));
             }
         }
-        let timezone: Option<chrono_tz::Tz> =
-            update.timezone.as_ref().and_then(|t| t.name().parse().ok());
+        let timezone_changed = update.timezone.is_some();
         let changes = ProfileChanges {
             email: update.email.map(|e| e.as_str().to_string()),
             name: update.name.map(DisplayName::into_inner),
@@ -536,10 +539,13 @@ impl Identity {
             .map_err(email_taken)?
             .ok_or(ApiError::NotFound)?;
         self.forget(&user_id).await;
-        if let Some(tz) = timezone {
-            // The Ledger read the zone when it started; tell it before answering.
-            if let Err(e) = ask_ledger(&self.directory, who.user_id(), SetTimezone(tz)).await {
-                tracing::warn!(error = %e, "could not give the ledger the new time zone");
+        if timezone_changed {
+            // A running Ledger read the zone when it started: have it read the new one before
+            // answering. (One that is not running reads it when it starts.)
+            if let Some(ledger) = self.ledgers.get(who.user_id()) {
+                if let Err(e) = ledger.send(TimezoneChanged).await {
+                    tracing::warn!(error = %e, "could not give the ledger the new time zone");
+                }
             }
         }
         view(&row)

@@ -237,15 +237,23 @@ pub fn find_by_dedup(
         .optional()?)
 }
 
-/// Forget email and webhook rows that were delivered or given up before `before` (the webhook
-/// delivery log and the sent mail). Rows still waiting for a try stay, and so do in-app
-/// notifications: they are the user's inbox.
+/// Forget email and webhook rows delivered before `before`, or created before it and given up
+/// (the webhook delivery log and the sent mail). Rows still waiting for a try stay, so do rows
+/// with a dedup key (they are what makes "once per month" once), and so do in-app notifications:
+/// they are the user's inbox.
 pub fn prune_deliveries(conn: &mut DbConn, before: NaiveDateTime) -> Result<usize, StoreError> {
     Ok(diesel::delete(
         notifications::table
             .filter(notifications::channel.ne("in_app"))
-            .filter(notifications::status.eq_any(["sent", "dead"]))
-            .filter(notifications::created_at.lt(before)),
+            .filter(notifications::dedup_key.is_null())
+            .filter(
+                notifications::status
+                    .eq("sent")
+                    .and(notifications::sent_at.lt(before))
+                    .or(notifications::status
+                        .eq("dead")
+                        .and(notifications::created_at.lt(before))),
+            ),
     )
     .execute(conn)?)
 }

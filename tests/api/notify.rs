@@ -201,7 +201,9 @@ async fn mail_waits_while_smtp_is_down_and_goes_once_it_is_back(backend: Backend
     let rows = outbox(&app, "password_reset", "email").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].0, "sent");
-    assert!(rows[0].1 >= 4, "{rows:?}");
+    // A claim counts its try before making it: the third may have been the one in flight when
+    // SMTP came back (the first two failed for sure).
+    assert!(rows[0].1 >= 3, "{rows:?}");
     assert_eq!(mails[0].subject(), "Reset your Ledgerline password");
 }
 
@@ -862,7 +864,7 @@ async fn monthly_summary_has_the_right_totals(backend: Backend) {
 }
 
 /// Housekeeping forgets delivered and dead email/webhook rows after 30 days; mail still waiting
-/// and the user's in-app notifications are never pruned.
+/// or retrying, "once per month" keys and the user's in-app notifications are never pruned.
 async fn old_deliveries_are_pruned_but_not_the_inbox_or_the_queue(backend: Backend) {
     let Some(app) = spawn_with(backend, |_| {}).await else {
         return;
@@ -872,19 +874,32 @@ async fn old_deliveries_are_pruned_but_not_the_inbox_or_the_queue(backend: Backe
     let now = ledgerline::store::now();
     let old = now - chrono::Duration::days(40);
     let recent = now - chrono::Duration::days(1);
-    let row = |label: &str, channel: &str, status: &str, at| {
-        let mut r =
-            ledgerline::store::budgets::NotificationRow::new(&uid, label, channel, "{}".into(), at);
+    let row = |label: &str, channel: &str, status: &str, created, sent| {
+        let mut r = ledgerline::store::budgets::NotificationRow::new(
+            &uid,
+            label,
+            channel,
+            "{}".into(),
+            created,
+        );
         r.status = status.into();
-        r.next_attempt_at = (status == "pending").then_some(at);
+        r.sent_at = sent;
+        // Waiting rows are due tomorrow, so the running Notifier leaves them alone.
+        r.next_attempt_at =
+            matches!(status, "pending" | "failed").then_some(now + chrono::Duration::days(1));
         r
     };
+    let mut summary = row("old_summary_email", "email", "sent", old, Some(old));
+    summary.dedup_key = Some(format!("monthly_summary:{uid}:2026-09"));
     let rows = vec![
-        row("old_sent_email", "email", "sent", old),
-        row("old_dead_webhook", "webhook", "dead", old),
-        row("old_pending_email", "email", "pending", old),
-        row("old_in_app", "in_app", "sent", old),
-        row("recent_sent_email", "email", "sent", recent),
+        row("old_sent_email", "email", "sent", old, Some(old)),
+        row("old_dead_webhook", "webhook", "dead", old, None),
+        row("old_pending_email", "email", "pending", old, None),
+        row("old_failed_email", "email", "failed", old, None),
+        row("old_in_app", "in_app", "sent", old, Some(old)),
+        row("recent_sent_email", "email", "sent", recent, Some(recent)),
+        row("late_sent_webhook", "webhook", "sent", old, Some(recent)),
+        summary,
     ];
     let (pruned, left) = app
         .state
@@ -909,6 +924,13 @@ async fn old_deliveries_are_pruned_but_not_the_inbox_or_the_queue(backend: Backe
     assert_eq!(pruned, 2);
     assert_eq!(
         left,
-        ["old_in_app", "old_pending_email", "recent_sent_email"]
+        [
+            "late_sent_webhook",
+            "old_failed_email",
+            "old_in_app",
+            "old_pending_email",
+            "old_summary_email",
+            "recent_sent_email"
+        ]
     );
 }

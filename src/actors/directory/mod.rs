@@ -255,6 +255,16 @@ impl Actor for Directory {
     }
 }
 
+/// A Directory that dies (a panic is not restarted by its supervisor) takes its published maps
+/// with it: tokens are then checked by messages to it, which fail, so a revocation it could no
+/// longer record can never be bypassed through a stale cache.
+impl Drop for Directory {
+    fn drop(&mut self) {
+        self.users.0.write().clear();
+        self.ledgers.0.write().clear();
+    }
+}
+
 impl Supervised for Directory {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::warn!("directory restarting; cache cleared");

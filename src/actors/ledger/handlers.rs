@@ -968,12 +968,30 @@ impl Handler<InjectFault> for Ledger {
     }
 }
 
-impl Handler<SetTimezone> for Ledger {
-    type Result = ();
-    fn handle(&mut self, msg: SetTimezone, ctx: &mut Self::Context) {
-        self.state.timezone = Some(msg.0);
-        // A budget's current period may have moved with the date.
-        self.watch(ctx, false);
+impl Handler<TimezoneChanged> for Ledger {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _msg: TimezoneChanged, _ctx: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        let uid = self.uid.clone();
+        Box::pin(
+            async move {
+                db.run(move |conn| crate::store::users::find_by_id(conn, &uid))
+                    .await
+            }
+            .into_actor(self)
+            .map(|found, act, ctx| match found {
+                Ok(Some(row)) => {
+                    act.state.timezone = row.timezone.parse().ok();
+                    // A budget's current period may have moved with the date.
+                    act.watch(ctx, false);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the new time zone; rebuilding");
+                    act.rebuild(ctx);
+                }
+            }),
+        )
     }
 }
 

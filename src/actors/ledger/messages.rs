@@ -363,11 +363,12 @@ pub struct InjectFault(pub Fault);
 #[rtype(result = "Vec<(String, i64)>")]
 pub struct MemoryBalances;
 
-/// The user changed their time zone (`PATCH /me`): "today", budget periods and what is due
-/// follow the new one from now on.
+/// The user changed their time zone (`PATCH /me`): the Ledger reads it again from the database
+/// (so two quick changes cannot arrive in the wrong order), and "today", budget periods and what is
+/// due follow it from then on.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct SetTimezone(pub chrono_tz::Tz);
+pub struct TimezoneChanged;
 
 /// Stop now (the user was deleted, or the process is shutting down).
 #[derive(Debug, Clone, Message)]
