@@ -12,9 +12,9 @@ use super::limits::RateLimits;
 use super::model::{Principal, SessionView, TokenPair, UserView};
 use super::passwords::Hasher;
 use super::tokens::{hash_refresh_token, new_refresh_token, Tokens};
-use crate::actors::directory::{Directory, Forget, LedgerIndex, Retire};
+use crate::actors::directory::{ask_ledger, Directory, Forget, LedgerIndex, Retire};
 use crate::actors::hub::{Hub, Revoke};
-use crate::actors::ledger::TimezoneChanged;
+use crate::actors::ledger::{AnnounceNotification, TimezoneChanged};
 use crate::actors::notifier::{Notifier, Nudge};
 use crate::domain::{Currency, DisplayName, Email, Locale, Password, Role, TimeZone};
 use crate::error::ApiError;
@@ -166,6 +166,24 @@ impl Identity {
                 tracing::error!(error = %e, "directory unreachable while forgetting a user");
             }
         }
+    }
+
+    /// Announce an in-app notification stored here on the user's live event stream, through
+    /// their Ledger (which owns the event sequence). In the background: the notification is
+    /// already stored, and `GET /notifications` lists it whatever happens to the announcement.
+    fn announce(&self, user_id: &str, announcement: serde_json::Value) {
+        let Ok(id) = user_id.parse() else {
+            return;
+        };
+        let directory = self.directory.clone();
+        actix_web::rt::spawn(async move {
+            let message = AnnounceNotification { announcement };
+            match ask_ledger(&directory, id, message).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not announce a notification"),
+                Err(e) => tracing::warn!(error = %e, "could not announce a notification"),
+            }
+        });
     }
 
     /// Close the user's WebSockets (all, or one sign-in session's) with the revoked code.
@@ -322,15 +340,18 @@ impl Identity {
                         &session.ip,
                     )?;
                     if known {
-                        Ok(false)
+                        Ok(Queued::default())
                     } else {
                         queue_security_notice(conn, &user_id, &notice, now)
                     }
                 })
             })
             .await?;
-        if queued {
+        if queued.emailed {
             self.notifier.do_send(Nudge);
+        }
+        if let Some(announcement) = queued.in_app {
+            self.announce(&row.id, announcement);
         }
         self.forget(&row.id).await;
         tracing::info!(user_id = %row.id, session_id = %session_id, "signed in");
@@ -480,7 +501,8 @@ impl Identity {
                 })
             })
             .await?;
-        if queued {
+        // (Not announced live: every other socket of the user is closed just below.)
+        if queued.emailed {
             self.notifier.do_send(Nudge);
         }
         self.forget(&user_id).await;
@@ -814,14 +836,22 @@ struct SecurityNotice {
     always_email: bool,
 }
 
-/// In-app notification and/or email for a security event, in the caller's transaction;
-/// `true` when an email was queued.
+/// What [`queue_security_notice`] wrote.
+#[derive(Debug, Default)]
+struct Queued {
+    /// An email waits in the outbox.
+    emailed: bool,
+    /// The in-app notification, as `notification.created` announces it.
+    in_app: Option<serde_json::Value>,
+}
+
+/// In-app notification and/or email for a security event, in the caller's transaction.
 fn queue_security_notice(
     conn: &mut DbConn,
     user_id: &str,
     notice: &SecurityNotice,
     now: NaiveDateTime,
-) -> Result<bool, StoreError> {
+) -> Result<Queued, StoreError> {
     let prefs = crate::domain::notify::Preferences::from_json(
         crate::store::notify::load_preferences(conn, user_id)?.as_deref(),
     );
@@ -829,17 +859,22 @@ fn queue_security_notice(
         "headline": notice.headline,
         "detail": notice.detail,
         "at": store::utc(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    })
-    .to_string();
-    let mut emailed = false;
+    });
+    let mut queued = Queued::default();
     for channel in ["in_app", "email"] {
         if prefs.wants("security", channel) || (notice.always_email && channel == "email") {
-            let row = NotificationRow::new(user_id, "security", channel, payload.clone(), now);
+            let row = NotificationRow::new(user_id, "security", channel, payload.to_string(), now);
             crate::store::notify::insert_notification(conn, &row)?;
-            emailed |= channel == "email";
+            if channel == "email" {
+                queued.emailed = true;
+            } else {
+                queued.in_app = Some(
+                    serde_json::json!({ "id": row.id, "kind": "security", "payload": payload }),
+                );
+            }
         }
     }
-    Ok(emailed)
+    Ok(queued)
 }
 
 /// Insert a user with the default category set, atomically.

@@ -19,6 +19,7 @@ on_both_backends!(
     slow_consumers_are_closed_others_keep_receiving,
     revoked_sessions_close_their_sockets,
     tickets_and_origins,
+    a_sign_in_from_a_new_device_is_announced_live,
 );
 
 type Socket =
@@ -439,4 +440,48 @@ async fn tickets_and_origins(backend: Backend) {
             .err(),
         Some(403)
     );
+}
+
+/// A security notice is written by the identity service, not by a Ledger; an open socket still
+/// hears of it at once, as `notification.created` with the next seq, like every other event.
+async fn a_sign_in_from_a_new_device_is_announced_live(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let (t, _) = signed_up(&app, "watchful@example.org").await;
+    let mut socket = open(&app, "", Some(&t), None).await.unwrap();
+    let snapshot = next(&mut socket).await.unwrap();
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let seq = snapshot["seq"].as_i64().unwrap();
+
+    let phone = reqwest::Client::builder()
+        .user_agent("LedgerPhone/2.0")
+        .build()
+        .unwrap();
+    let r = app
+        .send_with(
+            &phone,
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": "watchful@example.org", "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
+    let frame = next(&mut socket).await.expect("the socket stays open");
+    assert_eq!(frame["type"], "notification.created", "{frame}");
+    assert_eq!(frame["seq"], seq + 1, "{frame}");
+    assert_eq!(frame["payload"]["kind"], "security");
+    assert_eq!(
+        frame["payload"]["payload"]["headline"],
+        "New sign-in to your account"
+    );
+    assert!(frame["payload"]["payload"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("LedgerPhone/2.0"));
+    // The same notification as the list shows.
+    let (_, list) = send(&app, Method::GET, "/api/v1/notifications", &t, None).await;
+    assert_eq!(list["items"][0]["id"], frame["payload"]["id"], "{list}");
 }

@@ -611,6 +611,23 @@ impl Handler<RecordBudgetOutcome> for Ledger {
     }
 }
 
+impl Handler<AnnounceNotification> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: AnnounceNotification, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(None, move |_| {
+            Ok(Plan {
+                ops: Vec::new(),
+                events: vec![("notification.created", msg.announcement)],
+                effects: Vec::new(),
+                reply: Reply {
+                    status: 204,
+                    body: String::new(),
+                },
+            })
+        })
+    }
+}
+
 impl Handler<MarkNotificationRead> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
     fn handle(&mut self, msg: MarkNotificationRead, _ctx: &mut Self::Context) -> Self::Result {

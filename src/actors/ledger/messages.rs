@@ -190,6 +190,10 @@ macro_rules! write_message {
 }
 
 write_message! {
+    /// An in-app notification written outside the Ledger (a security notice from the identity
+    /// service, already stored): announced on the user's event stream as `notification.created`
+    /// `{id, kind, payload}`, with its own seq.
+    AnnounceNotification { announcement: serde_json::Value }
     CreateAccount { input: NewAccount, idempotency: Option<IdempotencyKey> }
     UpdateAccount { id: Uuid, patch: AccountPatch }
     /// With `cascade`, its transactions (and the other legs of its transfers) go too.
