@@ -10,7 +10,10 @@ connections. docs/benchmarks.md quotes it.
 
 Variants (the first argument, combinable): nofk (foreign keys off), noev / oneev (no or one event
 row per create), noacc / noud (without the account or user-date index), smallcache (8 MiB),
-nockpt (never checkpoint: the WAL grows), ps1024/ps2048/ps8192 (page size), txwr / evwr (WITHOUT
+nockpt (never checkpoint: the WAL keeps every commit's frames, and they are counted per B-tree),
+evsmall (20-byte envelopes), evid (events in one global rowid order, (user_id, seq) in a separate
+index), evchain (global order, no per-user index: each event points at its user's previous one and a
+small table holds each user's latest; add nohead to leave that table out), ps1024/ps2048/ps8192 (page size), txwr / evwr (WITHOUT
 ROWID tables). The database goes to $TMPDIR (default /tmp).
 """
 import sqlite3, os, time, uuid, sys, random, json
@@ -50,6 +53,14 @@ CREATE TABLE events (user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCA
     message_id TEXT NOT NULL, kind TEXT NOT NULL, envelope TEXT NOT NULL, created_at TIMESTAMP NOT NULL,
     PRIMARY KEY (user_id, seq)){wr};
 """
+if "evid" in variant:
+    # events appended in one global rowid order; (user_id, seq) only in a narrow index
+    ddl = ddl.replace("CREATE TABLE events (user_id", "CREATE TABLE events (id INTEGER PRIMARY KEY, user_id").replace(
+        "PRIMARY KEY (user_id, seq)){wr};".format(wr=wr), "UNIQUE (user_id, seq));")
+if "evchain" in variant:
+    # events appended in one global order, each pointing at its user's previous one; a one-row-per-user head
+    ddl = ddl.replace("CREATE TABLE events (user_id", "CREATE TABLE events (id INTEGER PRIMARY KEY, prev_id INTEGER, user_id").replace(
+        "PRIMARY KEY (user_id, seq)){wr};".format(wr=wr), "CHECK (seq > 0)); CREATE TABLE event_heads (user_id TEXT PRIMARY KEY NOT NULL, last_seq BIGINT NOT NULL, last_id INTEGER NOT NULL) WITHOUT ROWID;")
 if "noacc" in variant: ddl = ddl.replace("CREATE INDEX transactions_account_idx", "-- ")
 if "noud" in variant: ddl = ddl.replace("CREATE INDEX transactions_user_date_idx", "-- ")
 c.executescript(ddl)
@@ -65,8 +76,9 @@ for u,a in zip(users, accts):
     c.execute("INSERT INTO users VALUES (?,?)", (u, u+"@x"))
     c.execute("INSERT INTO accounts VALUES (?,?)", (a, u))
 c.execute("COMMIT")
-env = json.dumps({"x": "y"*500})
+env = json.dumps({"x": "y"*(20 if "evsmall" in variant else 500)})
 seq = {u: 0 for u in users}
+head = {}
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 200000
 B = int(os.environ.get("B", "64"))
 t0 = time.time()
@@ -80,13 +92,32 @@ while done < N:
                   (u7(), u, a, -1234, "EUR", "2026-11-%02d" % (1 + done % 28), "loadgen %d" % done, now, now))
         for k in range(0 if "noev" in variant else (1 if "oneev" in variant else 2)):
             seq[u] += 1
-            c.execute("INSERT INTO events VALUES (?,?,?,?,?,?)", (u, seq[u], u7(), "transaction.created", env, now))
+            if "evchain" in variant:
+                cur = c.execute("INSERT INTO events (prev_id,user_id,seq,message_id,kind,envelope,created_at) VALUES (?,?,?,?,?,?,?)", (head.get(u), u, seq[u], u7(), "transaction.created", env, now))
+                head[u] = cur.lastrowid
+            else:
+                c.execute("INSERT INTO events (user_id,seq,message_id,kind,envelope,created_at) VALUES (?,?,?,?,?,?)", (u, seq[u], u7(), "transaction.created", env, now))
+        if "evchain" in variant and "nohead" not in variant:
+            c.execute("INSERT INTO event_heads VALUES (?,?,?) ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq, last_id = excluded.last_id", (u, seq[u], head[u]))
         done += 1
     c.execute("COMMIT")
     if "nockpt" not in variant and done % 64000 == 0:
         c.execute("PRAGMA wal_checkpoint(PASSIVE)")
 dt = time.time() - t0
 print(variant, f"{N/dt:.0f} creates/s, {dt/N*1e6:.1f} us/create")
+if "nockpt" in variant:
+    # Every commit's frames are still in the WAL: count them per B-tree (dbstat names each page's).
+    import struct, collections
+    wal = open(path + "-wal", "rb").read()
+    page = struct.unpack(">I", wal[8:12])[0]
+    owner = {r[0]: r[1] for r in c.execute("SELECT pageno, name FROM dbstat")}
+    frames = collections.Counter()
+    for off in range(32, len(wal) - 24 - page + 1, 24 + page):
+        frames[owner.get(struct.unpack(">I", wal[off:off + 4])[0], "(other)")] += 1
+    print(f"WAL frames per create: {sum(frames.values())/N:.2f} ({len(wal)/N/1024:.1f} KiB)")
+    for name, n in frames.most_common():
+        if n / N >= 0.01:
+            print(f"  {name:34s} {n/N:.2f}")
 for suffix in ["", "-wal", "-shm"]:
     try:
         os.remove(path + suffix)
