@@ -20,6 +20,32 @@ pub enum MoneyError {
     },
     #[error("is too large")]
     Overflow,
+    #[error("is too large: amounts go up to {max} either way")]
+    TooLarge { max: String },
+}
+
+/// The largest amount anyone can enter, and the largest balance an account can reach, in minor
+/// units: 10^15 − 1 (9999999999999.99 in a two-decimal currency, 999999999999999 yen). Many
+/// such amounts still add up far inside an `i64`, so sums cannot overflow.
+pub const MAX_MINOR: i64 = 999_999_999_999_999;
+
+/// An amount someone entered (a transaction, an opening balance, a budget limit…): like
+/// [`parse_minor`], and within ±[`MAX_MINOR`].
+pub fn parse_amount(text: &str, currency: Currency) -> Result<i64, MoneyError> {
+    let minor = parse_minor(text, currency)?;
+    check_amount(minor, currency)?;
+    Ok(minor)
+}
+
+/// Whether minor units from elsewhere (an imported file, a backup) are within ±[`MAX_MINOR`].
+pub fn check_amount(minor: i64, currency: Currency) -> Result<(), MoneyError> {
+    if minor.checked_abs().is_some_and(|m| m <= MAX_MINOR) {
+        Ok(())
+    } else {
+        Err(MoneyError::TooLarge {
+            max: format_minor(MAX_MINOR, currency.exponent()),
+        })
+    }
 }
 
 /// Parse a canonical decimal string (`-12.5`, `12.50`, `+3`, `0.125`) into minor units of a
@@ -83,8 +109,8 @@ pub fn parse_bound(text: &str, currency: Currency, ceil: bool) -> Result<i64, Mo
     if whole.is_empty() && fraction.is_empty()
         || !whole.bytes().all(|b| b.is_ascii_digit())
         || !fraction.bytes().all(|b| b.is_ascii_digit())
-        || fraction.len() > 18
-        || whole.len() > 18
+        || fraction.len() > 12
+        || whole.len() > 24
     {
         return Err(MoneyError::Malformed);
     }
@@ -105,7 +131,8 @@ pub fn parse_bound(text: &str, currency: Currency, ceil: bool) -> Result<i64, Mo
             value.div_euclid(d)
         }
     };
-    i64::try_from(minor).map_err(|_| MoneyError::Overflow)
+    // Beyond any amount there is: as good as the largest one.
+    Ok(i64::try_from(minor).unwrap_or(if minor < 0 { i64::MIN } else { i64::MAX }))
 }
 
 /// Minor units as a decimal string with exactly the currency's decimals: `-1250` EUR → `"-12.50"`.
@@ -204,6 +231,18 @@ mod tests {
     #[test]
     fn parses_by_the_currency_exponent() {
         assert_eq!(parse_minor("-12.50", cur("EUR")), Ok(-1250));
+        assert_eq!(
+            parse_amount("-9999999999999.99", cur("EUR")),
+            Ok(-MAX_MINOR)
+        );
+        assert_eq!(
+            parse_amount("10000000000000", cur("EUR")),
+            Err(MoneyError::TooLarge {
+                max: "9999999999999.99".into()
+            })
+        );
+        assert!(parse_amount("1000000000000000", cur("JPY")).is_err());
+        assert!(parse_amount("999999999999.999", cur("BHD")).is_ok());
         assert_eq!(parse_minor("12.5", cur("EUR")), Ok(1250));
         assert_eq!(parse_minor("+3", cur("USD")), Ok(300));
         assert_eq!(parse_minor("1500", cur("JPY")), Ok(1500));
@@ -270,6 +309,15 @@ mod tests {
         assert_eq!(parse_bound("-12.5", cur("JPY"), false), Ok(-13));
         assert_eq!(parse_bound("12.5", cur("EUR"), true), Ok(1250));
         assert!(parse_bound("1e5", cur("EUR"), true).is_err());
+        // Beyond any amount: as good as the largest (a filter that matches nothing).
+        assert_eq!(
+            parse_bound("92233720368547758.08", cur("EUR"), true),
+            Ok(i64::MAX)
+        );
+        assert_eq!(
+            parse_bound("-1000000000000000000000", cur("BHD"), false),
+            Ok(i64::MIN)
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::domain::import::{
     parse_csv, parse_ofx, parse_qif, CsvMapping, ImportError, ImportedRow, Parsed, QifDateOrder,
 };
 use crate::domain::ledger::{AccountKind, CategoryKind, Rate, TxnSource};
-use crate::domain::money::parse_minor;
+use crate::domain::money::{check_amount, parse_amount, parse_minor};
 use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
 use crate::identity::Principal;
@@ -245,6 +245,13 @@ async fn import(
     let mut skipped = 0;
     let account_key = account_id.to_string();
     for row in parsed.rows {
+        if let Err(e) = check_amount(row.amount_minor, currency) {
+            failed.push(FailedRow {
+                line: row.line,
+                reason: format!("the amount {e}"),
+            });
+            continue;
+        }
         if let Some(c) = &row.currency {
             if c != currency.code() {
                 failed.push(FailedRow {
@@ -492,7 +499,7 @@ fn restore_set(user_id: &str, b: Backup) -> Result<RestoreSet, ApiError> {
         let currency =
             Currency::parse(&a.currency).map_err(|m| bad(format!("accounts[{i}].currency"), m))?;
         AccountKind::parse(&a.kind).map_err(|m| bad(format!("accounts[{i}].kind"), m))?;
-        let opening = parse_minor(&a.opening_balance, currency)
+        let opening = parse_amount(&a.opening_balance, currency)
             .map_err(|e| bad(format!("accounts[{i}].opening_balance"), e.to_string()))?;
         let id = fresh(&a.id);
         currencies.insert(id.clone(), currency);
@@ -521,14 +528,14 @@ fn restore_set(user_id: &str, b: Backup) -> Result<RestoreSet, ApiError> {
                 "names no account of the backup".into(),
             )
         })?;
-        let amount = parse_minor(&t.amount, currency)
+        let amount = parse_amount(&t.amount, currency)
             .map_err(|e| bad(format!("transactions[{i}].amount"), e.to_string()))?;
         let foreign = match (&t.foreign_amount, &t.foreign_currency) {
             (Some(a), Some(c)) => {
                 let c = Currency::parse(c)
                     .map_err(|m| bad(format!("transactions[{i}].foreign_currency"), m))?;
                 Some((
-                    parse_minor(a, c).map_err(|e| {
+                    parse_amount(a, c).map_err(|e| {
                         bad(format!("transactions[{i}].foreign_amount"), e.to_string())
                     })?,
                     c,

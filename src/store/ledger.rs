@@ -105,7 +105,7 @@ pub struct LedgerSnapshot {
     pub accounts: Vec<AccountRow>,
     pub categories: Vec<CategoryRow>,
     /// account id → sum of its transactions.
-    pub sums: Vec<(String, i64)>,
+    pub sums: Vec<(String, i128)>,
     pub daily: Vec<DailyAggregate>,
     pub rates: Vec<RateRow>,
     pub last_seq: i64,
@@ -124,20 +124,49 @@ pub struct LedgerSnapshot {
 }
 
 /// Spending and income of one day, account and category (transfers excluded).
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct DailyAggregate {
-    #[diesel(sql_type = Date)]
     pub date: NaiveDate,
-    #[diesel(sql_type = Text)]
     pub account_id: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub category_id: Option<String>,
-    #[diesel(sql_type = BigInt)]
     pub inflow: i64,
-    #[diesel(sql_type = BigInt)]
     pub outflow: i64,
-    #[diesel(sql_type = BigInt)]
     pub count: i64,
+}
+
+/// Sums come from the database in two parts, `SUM(amount / 10^9)` and `SUM(amount % 10^9)`, so no
+/// running total can overflow a 64-bit integer whatever the order of the rows (SQLite fails the
+/// whole query on such an overflow, which would leave a user's Ledger unable to start). The parts
+/// are joined here, exactly for balances; a daily total beyond `i64` (possible only in data from
+/// before amounts were limited) is held at its limit.
+fn join_sum(high: i64, low: i64) -> i128 {
+    i128::from(high) * 1_000_000_000 + i128::from(low)
+}
+
+/// A joined sum as an `i64`, held at its limit.
+fn clamped_sum(high: i64, low: i64) -> i64 {
+    let total = join_sum(high, low);
+    i64::try_from(total).unwrap_or(if total < 0 { i64::MIN } else { i64::MAX })
+}
+
+#[derive(QueryableByName)]
+struct DailyParts {
+    #[diesel(sql_type = Date)]
+    date: NaiveDate,
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    category_id: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    inflow_high: i64,
+    #[diesel(sql_type = BigInt)]
+    inflow_low: i64,
+    #[diesel(sql_type = BigInt)]
+    outflow_high: i64,
+    #[diesel(sql_type = BigInt)]
+    outflow_low: i64,
+    #[diesel(sql_type = BigInt)]
+    count: i64,
 }
 
 #[derive(QueryableByName)]
@@ -145,7 +174,9 @@ struct AccountSum {
     #[diesel(sql_type = Text)]
     account_id: String,
     #[diesel(sql_type = BigInt)]
-    total: i64,
+    high: i64,
+    #[diesel(sql_type = BigInt)]
+    low: i64,
 }
 
 /// Run raw SQL with one text parameter, written with `{}` where the placeholder goes: the only
@@ -164,12 +195,16 @@ where
     })
 }
 
-const ACCOUNT_SUMS: &str = "SELECT account_id, CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total \
+const ACCOUNT_SUMS: &str = "SELECT account_id, \
+     CAST(COALESCE(SUM(amount / 1000000000), 0) AS BIGINT) AS high, \
+     CAST(COALESCE(SUM(amount % 1000000000), 0) AS BIGINT) AS low \
      FROM transactions WHERE user_id = {} GROUP BY account_id";
 
 const DAILY_AGGREGATES: &str = "SELECT date, account_id, category_id, \
-     CAST(COALESCE(SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END), 0) AS BIGINT) AS inflow, \
-     CAST(COALESCE(SUM(CASE WHEN amount < 0 THEN amount ELSE 0 END), 0) AS BIGINT) AS outflow, \
+     CAST(COALESCE(SUM(CASE WHEN amount > 0 THEN amount / 1000000000 ELSE 0 END), 0) AS BIGINT) AS inflow_high, \
+     CAST(COALESCE(SUM(CASE WHEN amount > 0 THEN amount % 1000000000 ELSE 0 END), 0) AS BIGINT) AS inflow_low, \
+     CAST(COALESCE(SUM(CASE WHEN amount < 0 THEN amount / 1000000000 ELSE 0 END), 0) AS BIGINT) AS outflow_high, \
+     CAST(COALESCE(SUM(CASE WHEN amount < 0 THEN amount % 1000000000 ELSE 0 END), 0) AS BIGINT) AS outflow_low, \
      CAST(COUNT(*) AS BIGINT) AS count \
      FROM transactions WHERE user_id = {} AND transfer_id IS NULL \
      GROUP BY date, account_id, category_id";
@@ -188,7 +223,18 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
             .select(CategoryRow::as_select())
             .load(conn)?;
         let sums: Vec<AccountSum> = load_by_user(conn, ACCOUNT_SUMS, user_id)?;
-        let daily: Vec<DailyAggregate> = load_by_user(conn, DAILY_AGGREGATES, user_id)?;
+        let daily: Vec<DailyAggregate> =
+            load_by_user::<DailyParts>(conn, DAILY_AGGREGATES, user_id)?
+                .into_iter()
+                .map(|d| DailyAggregate {
+                    date: d.date,
+                    account_id: d.account_id,
+                    category_id: d.category_id,
+                    inflow: clamped_sum(d.inflow_high, d.inflow_low),
+                    outflow: clamped_sum(d.outflow_high, d.outflow_low),
+                    count: d.count,
+                })
+                .collect();
         let rates = exchange_rates::table
             .filter(exchange_rates::user_id.eq(user_id))
             .select(RateRow::as_select())
@@ -223,7 +269,10 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
             timezone,
             accounts,
             categories,
-            sums: sums.into_iter().map(|s| (s.account_id, s.total)).collect(),
+            sums: sums
+                .into_iter()
+                .map(|s| (s.account_id, join_sum(s.high, s.low)))
+                .collect(),
             daily,
             rates,
             last_seq: last_seq.unwrap_or(0),

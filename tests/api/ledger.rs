@@ -4,6 +4,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn, token, Backend, TestApp, PASSWORD};
+use crate::imports::{enc, upload};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -17,6 +18,7 @@ on_both_backends!(
     stale_versions_conflict,
     users_never_see_each_other,
     reports_convert_to_the_base_currency,
+    amounts_and_balances_have_a_limit,
 );
 
 /// A user with a token; their base currency is EUR.
@@ -1092,4 +1094,129 @@ async fn reports_convert_to_the_base_currency(backend: Backend) {
     assert_eq!(st, 422);
     let (_, rates) = send(&app, Method::GET, "/api/v1/exchange-rates", &t, None).await;
     assert_eq!(rates["items"].as_array().unwrap().len(), 2);
+}
+
+/// Amounts and balances stay within ±(10^15 − 1) minor units, so no sum can overflow; a ledger
+/// holding older data beyond that still starts and can be mended.
+async fn amounts_and_balances_have_a_limit(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "limits@example.org").await;
+    let eur = account(&app, &t, "Big", "EUR", "0").await;
+    let refused = |body: &Value, field: &str, says: &str| {
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body}");
+    };
+    let post = |amount: &'static str| {
+        let (app, t, eur) = (&app, &t, &eur);
+        async move {
+            send(
+                app,
+                Method::POST,
+                "/api/v1/transactions",
+                t,
+                Some(json!({ "account_id": eur, "amount": amount, "date": "2026-11-02" })),
+            )
+            .await
+        }
+    };
+    let (s, body) = post("10000000000000.00").await;
+    assert_eq!(s, 422, "{body}");
+    refused(&body, "amount", "9999999999999.99");
+    let (s, body) = post("-92233720368547758.07").await;
+    assert_eq!(s, 422, "{body}");
+    let (s, _) = post("9999999999999.99").await;
+    assert_eq!(s, 201);
+    // One cent more would take the balance past the limit: refused, nothing changes.
+    let (s, body) = post("0.01").await;
+    assert_eq!(s, 422, "{body}");
+    refused(&body, "amount", "balance");
+    assert_eq!(balance(&app, &t, &eur).await, "9999999999999.99");
+    let (s, _) = post("-0.01").await;
+    assert_eq!(s, 201);
+    assert_eq!(balance(&app, &t, &eur).await, "9999999999999.98");
+    let (s, body) = send(
+        &app,
+        Method::POST,
+        "/api/v1/accounts",
+        &t,
+        Some(json!({ "name": "Huge", "kind": "checking", "currency": "JPY", "opening_balance": "1000000000000000" })),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    refused(&body, "opening_balance", "999999999999999");
+    let (s, body) = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/accounts/{eur}"),
+        &t,
+        Some(json!({ "opening_balance": "1.00" })),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    refused(&body, "opening_balance", "balance");
+    // An imported row beyond the limit fails alone.
+    let mapping = enc(r#"{"date":"Date","amount":"Amount","description":"Description"}"#);
+    let csv =
+        "Date,Amount,Description\n2026-11-03,-20000000000000.00,too big\n2026-11-03,-5.00,fine\n";
+    let (s, report) = upload(
+        &app,
+        &t,
+        &format!("format=csv&account_id={eur}&mapping={mapping}"),
+        csv.into(),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["created"], 1, "{report}");
+    assert_eq!(report["failed"][0]["line"], 2, "{report}");
+    assert!(
+        report["failed"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("too large"),
+        "{report}"
+    );
+
+    // Rows written before the limit existed, whose sum is beyond any 64-bit integer: a Ledger
+    // starting on them (here on a second server) still answers, and deleting one mends it.
+    let other = account(&app, &t, "Legacy", "EUR", "0").await;
+    let seed = txn(&app, &t, &other, "-1.00", json!({})).await;
+    let seed_id = seed["id"].as_str().unwrap().to_string();
+    let legacy: Vec<String> = (0..2).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let ids = legacy.clone();
+    app.state
+        .db
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use ledgerline::store::schema::transactions as tx;
+            let row: ledgerline::store::ledger::TransactionRow = tx::table
+                .find(&seed_id)
+                .select(ledgerline::store::ledger::TransactionRow::as_select())
+                .first(conn)?;
+            for id in ids {
+                let mut copy = row.clone();
+                copy.id = id;
+                copy.amount = 5_000_000_000_000_000_000;
+                diesel::insert_into(tx::table).values(&copy).execute(conn)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let second = crate::helpers::restart(&app).await;
+    let r = second.get("/api/v1/accounts", &t).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    let (s, _) = send(
+        &second,
+        Method::DELETE,
+        &format!("/api/v1/transactions/{}", legacy[0]),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(balance(&second, &t, &other).await, "49999999999999999.00");
 }

@@ -15,7 +15,7 @@ use crate::domain::budget::{
     current_period, figures, parse_thresholds, periods_until, Period, PeriodKind,
 };
 use crate::domain::ledger::{parse_name, CategoryKind};
-use crate::domain::money::{format_minor, parse_minor};
+use crate::domain::money::{format_minor, parse_amount, parse_minor};
 use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
 use crate::store::budgets::{AlertRow, BudgetRow};
@@ -265,7 +265,7 @@ impl LedgerState {
         let currency =
             Currency::parse(&row.currency).map_err(|m| ApiError::validation("currency", m))?;
         if let Some(limit) = &input.limit {
-            match parse_minor(limit, currency) {
+            match parse_amount(limit, currency) {
                 Ok(v) if v > 0 => row.limit_amount = v,
                 Ok(_) => err("limit", "must be greater than zero".into()),
                 Err(e) => err("limit", e.to_string()),

@@ -49,12 +49,19 @@ pub(crate) struct AccountState {
     pub row: AccountRow,
     pub currency: Currency,
     /// Sum of the account's transactions (the balance is this plus the opening balance).
-    pub sum: i64,
+    /// Wider than a balance, so that data from before amounts were limited, whose sum may be
+    /// beyond an `i64`, stays exact as it is mended.
+    pub sum: i128,
 }
 
 impl AccountState {
     pub fn balance(&self) -> i64 {
-        self.row.opening_balance.saturating_add(self.sum)
+        let exact = self.exact_balance();
+        i64::try_from(exact).unwrap_or(if exact < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    pub fn exact_balance(&self) -> i128 {
+        i128::from(self.row.opening_balance) + self.sum
     }
 }
 
@@ -186,7 +193,7 @@ impl LedgerState {
                 _ => tracing::error!("skipping an unreadable budget row"),
             }
         }
-        let sums: HashMap<String, i64> = s.sums.into_iter().collect();
+        let sums: HashMap<String, i128> = s.sums.into_iter().collect();
         for row in s.accounts {
             let (Ok(id), Ok(currency)) = (row.id.parse::<Uuid>(), Currency::parse(&row.currency))
             else {
@@ -237,7 +244,7 @@ impl LedgerState {
 
     fn contribute(&mut self, facts: Facts, sign: i64) {
         if let Some(account) = self.accounts.get_mut(&facts.account) {
-            account.sum = account.sum.saturating_add(sign * facts.amount);
+            account.sum += i128::from(sign * facts.amount);
         }
         if facts.transfer {
             return;
@@ -275,8 +282,8 @@ impl LedgerState {
                     for key in moved {
                         if let Some(flow) = day.remove(&key) {
                             let target = day.entry((key.0, None)).or_default();
-                            target.inflow += flow.inflow;
-                            target.outflow += flow.outflow;
+                            target.inflow = target.inflow.saturating_add(flow.inflow);
+                            target.outflow = target.outflow.saturating_add(flow.outflow);
                             target.count += flow.count;
                         }
                     }

@@ -10,7 +10,7 @@ use super::{AccountState, CategoryState, Effect, Facts, LedgerState};
 use crate::domain::ledger::{
     parse_name, parse_tags, parse_text, CategoryKind, CategorySource, TxnSource,
 };
-use crate::domain::money::{format_minor, parse_minor};
+use crate::domain::money::{format_minor, parse_amount, MAX_MINOR};
 use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
 use crate::store::ledger::{AccountRow, CategoryRow, RateRow, TransactionRow};
@@ -58,7 +58,28 @@ impl Fields {
 }
 
 fn money(text: &str, currency: Currency) -> Result<i64, String> {
-    parse_minor(text, currency).map_err(|e| format!("{e}"))
+    parse_amount(text, currency).map_err(|e| format!("{e}"))
+}
+
+/// An account's balance after a change of `delta`, if it stays within ±[`MAX_MINOR`] (or moves
+/// back toward zero: a balance already beyond it, from before the limit, can always be mended).
+fn bounded_balance(account: &AccountState, delta: i128) -> Result<i64, ApiError> {
+    let old = account.exact_balance();
+    let new = old + delta;
+    if new.abs() <= i128::from(MAX_MINOR) || new.abs() <= old.abs() {
+        if let Ok(new) = i64::try_from(new) {
+            return Ok(new);
+        }
+    }
+    let exponent = account.currency.exponent();
+    Err(ApiError::validation(
+        "amount",
+        format!(
+            "would take the balance of {} beyond {} either way (the largest balance an account can hold)",
+            account.row.name,
+            format_minor(MAX_MINOR, exponent)
+        ),
+    ))
 }
 
 pub(super) fn check_version(current: i64, given: Option<i64>) -> Result<(), ApiError> {
@@ -106,7 +127,12 @@ impl LedgerState {
         self.accounts.get(&id)
     }
 
-    fn balance_events(&self, deltas: &[(Uuid, i64)]) -> Vec<(&'static str, Value)> {
+    /// `balance.updated` for every account the deltas touch; a 422 should one of them go
+    /// beyond the largest balance.
+    fn balance_events<D: Into<i128> + Copy>(
+        &self,
+        deltas: &[(Uuid, D)],
+    ) -> Result<Vec<(&'static str, Value)>, ApiError> {
         let mut seen: Vec<Uuid> = Vec::new();
         let mut out = Vec::new();
         for (id, _) in deltas {
@@ -115,18 +141,15 @@ impl LedgerState {
             }
             seen.push(*id);
             if let Some(account) = self.accounts.get(id) {
-                let delta: i64 = deltas
+                let delta: i128 = deltas
                     .iter()
                     .filter(|(a, _)| a == id)
-                    .map(|(_, d)| *d)
+                    .map(|(_, d)| (*d).into())
                     .sum();
-                out.push(balance_event(
-                    account,
-                    account.balance().saturating_add(delta),
-                ));
+                out.push(balance_event(account, bounded_balance(account, delta)?));
             }
         }
-        out
+        Ok(out)
     }
 
     // ---- accounts -------------------------------------------------------------------------
@@ -230,7 +253,19 @@ impl LedgerState {
             currency: account.currency,
             sum: account.sum,
         };
-        let balance = state.balance();
+        let balance = bounded_balance(
+            account,
+            i128::from(row.opening_balance) - i128::from(account.row.opening_balance),
+        )
+        .map_err(|_| {
+            ApiError::validation(
+                "opening_balance",
+                format!(
+                    "would take the balance beyond {} either way (the largest balance an account can hold)",
+                    format_minor(MAX_MINOR, account.currency.exponent())
+                ),
+            )
+        })?;
         let mut events = Vec::new();
         if row.opening_balance != account.row.opening_balance {
             events.push(balance_event(&state, balance));
@@ -272,7 +307,7 @@ impl LedgerState {
                 deltas.push((a, -leg.amount));
             }
         }
-        events.extend(self.balance_events(&deltas));
+        events.extend(self.balance_events(&deltas)?);
         ops.push(WriteOp::DeleteAccount(account.row.id.clone()));
         events.push((
             "balance.updated",
@@ -598,7 +633,7 @@ impl LedgerState {
                 });
             }
         }
-        events.extend(self.balance_events(&deltas));
+        events.extend(self.balance_events(&deltas)?);
         let reply = match rows.as_slice() {
             [one] => json_reply(201, &TransactionView::new(one))?,
             many => json_reply(201, &json!({ "created": many.len() }))?,
@@ -749,7 +784,7 @@ impl LedgerState {
             }
         }
         let mut events = vec![("transaction.updated", json!(TransactionView::new(&row)))];
-        events.extend(self.balance_events(&deltas));
+        events.extend(self.balance_events(&deltas)?);
         let reply = json_reply(200, &TransactionView::new(&row))?;
         let mut effects = vec![Effect::Txn {
             old: old_facts,
@@ -791,7 +826,7 @@ impl LedgerState {
                 });
             }
         }
-        events.extend(self.balance_events(&deltas));
+        events.extend(self.balance_events(&deltas)?);
         Ok(Plan {
             ops,
             events,
@@ -955,7 +990,7 @@ impl LedgerState {
             }
             effects.push(Effect::Txn { old: o, new: n });
         }
-        events.extend(self.balance_events(&deltas));
+        events.extend(self.balance_events(&deltas)?);
         let ops = match old {
             Some(_) => vec![
                 WriteOp::UpdateTransaction(out_leg),
@@ -1085,7 +1120,7 @@ impl LedgerState {
         let at = now();
         let currency = account.currency.code().to_string();
         let mut effects = Vec::with_capacity(rows.len());
-        let mut delta = 0i64;
+        let mut delta = 0i128;
         let rows: Vec<TransactionRow> = rows
             .into_iter()
             .filter(|r| {
@@ -1093,7 +1128,7 @@ impl LedgerState {
                     .is_none_or(|c| self.categories.contains_key(&c))
             })
             .map(|r| {
-                delta = delta.saturating_add(r.amount);
+                delta += i128::from(r.amount);
                 effects.push(Effect::Txn {
                     old: None,
                     new: Some(Facts {
@@ -1143,7 +1178,7 @@ impl LedgerState {
             "import.progress",
             json!({ "import_id": import_id, "account_id": account_id, "processed": processed + created, "total": total }),
         )];
-        events.extend(self.balance_events(&[(account_id, delta)]));
+        events.extend(self.balance_events(&[(account_id, delta)])?);
         if let Some(summary) = &completed {
             events.push(("import.completed", json!(summary)));
         }

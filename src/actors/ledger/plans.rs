@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::plan::Plan;
 use super::{Effect, LedgerState, NewTransaction, Reply};
 use crate::domain::ledger::{parse_name, parse_tags, parse_text, CategorySource, TxnSource};
-use crate::domain::money::{format_minor, parse_minor};
+use crate::domain::money::{format_minor, parse_amount, parse_minor};
 use crate::domain::recurring::{Frequency, Schedule};
 use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
@@ -105,7 +105,7 @@ impl LedgerState {
         }
         let currency = self.currency_of_account(&row.account_id);
         if let Some(amount) = &input.amount {
-            match currency.map(|c| parse_minor(amount, c)) {
+            match currency.map(|c| parse_amount(amount, c)) {
                 Some(Ok(0)) => err("amount", "must not be zero".into()),
                 Some(Ok(v)) => row.amount = v,
                 Some(Err(e)) => err("amount", e.to_string()),
@@ -459,7 +459,7 @@ impl LedgerState {
         let currency =
             Currency::parse(&row.currency).map_err(|m| ApiError::validation("currency", m))?;
         if let Some(t) = &input.target {
-            match parse_minor(t, currency) {
+            match parse_amount(t, currency) {
                 Ok(v) if v > 0 => row.target_amount = v,
                 Ok(_) => errors.push(FieldError::new("target", "must be greater than zero")),
                 Err(e) => errors.push(FieldError::new("target", e.to_string())),

@@ -22,9 +22,9 @@ pub struct Flow {
 impl Flow {
     pub fn add(&mut self, amount: i64, sign: i64) {
         if amount >= 0 {
-            self.inflow += sign * amount;
+            self.inflow = self.inflow.saturating_add(sign * amount);
         } else {
-            self.outflow += sign * amount;
+            self.outflow = self.outflow.saturating_add(sign * amount);
         }
         self.count += sign;
     }
