@@ -4,6 +4,7 @@ pub mod budget;
 pub mod categories;
 pub mod classifier;
 mod currency;
+pub mod day;
 pub mod events;
 pub mod export;
 pub mod import;

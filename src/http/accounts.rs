@@ -1,4 +1,5 @@
 //! `/api/v1/accounts`: each account with its live balance.
+use crate::domain::day::Day;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -60,7 +61,7 @@ struct NewAccountBody {
     kind: String,
     currency: String,
     opening_balance: Option<DecimalString>,
-    opening_date: Option<NaiveDate>,
+    opening_date: Option<Day>,
     number_hint: Option<String>,
 }
 
@@ -82,7 +83,7 @@ async fn create(
         opening_balance: body.opening_balance.map(|d| d.0),
         opening_date: Some(
             body.opening_date
-                .unwrap_or_else(|| super::ledger::today(&who)),
+                .map_or_else(|| super::ledger::today(&who), NaiveDate::from),
         ),
         number_hint: body.number_hint,
     };
@@ -97,7 +98,7 @@ struct PatchAccountBody {
     name: Option<String>,
     kind: Option<String>,
     opening_balance: Option<DecimalString>,
-    opening_date: Option<NaiveDate>,
+    opening_date: Option<Day>,
     #[serde(default, deserialize_with = "nullable")]
     number_hint: Option<Option<String>>,
     archived: Option<bool>,
@@ -126,7 +127,7 @@ async fn patch(
         name: body.name,
         kind,
         opening_balance: body.opening_balance.map(|d| d.0),
-        opening_date: body.opening_date,
+        opening_date: body.opening_date.map(NaiveDate::from),
         number_hint: body.number_hint,
         archived: body.archived,
     };

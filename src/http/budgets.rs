@@ -1,4 +1,5 @@
 //! `/api/v1/budgets` (each with its live `status`) and `/api/v1/notifications` (in-app).
+use crate::domain::day::Day;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -47,9 +48,9 @@ struct BudgetBody {
     limit: Option<DecimalString>,
     currency: Option<String>,
     period: Option<String>,
-    start_date: Option<NaiveDate>,
+    start_date: Option<Day>,
     #[serde(default, deserialize_with = "nullable")]
-    end_date: Option<Option<NaiveDate>>,
+    end_date: Option<Option<Day>>,
     category_ids: Option<Vec<Uuid>>,
     account_ids: Option<Vec<Uuid>>,
     thresholds: Option<Vec<i64>>,
@@ -80,8 +81,8 @@ fn input(body: BudgetBody, version: Option<i64>) -> Result<BudgetInput, ApiError
         limit: body.limit.map(|d| d.0),
         currency,
         period,
-        start_date: body.start_date,
-        end_date: body.end_date,
+        start_date: body.start_date.map(NaiveDate::from),
+        end_date: body.end_date.map(|d| d.map(NaiveDate::from)),
         category_ids: body.category_ids,
         account_ids: body.account_ids,
         thresholds: body.thresholds,

@@ -6,6 +6,7 @@
 //! through the user's Ledger in chunks — each chunk one atomic commit with an `import.progress`
 //! event, the last with `import.completed`. A failed chunk leaves earlier chunks in place; running
 //! the same import again skips what is already there.
+use crate::domain::day::Day;
 use std::collections::{HashMap, HashSet};
 
 use actix_web::dev::Payload;
@@ -31,8 +32,10 @@ use crate::domain::export::{write_ledger_journal, JournalAccount, JournalTxn};
 use crate::domain::import::{
     parse_csv, parse_ofx, parse_qif, CsvMapping, ImportError, ImportedRow, Parsed, QifDateOrder,
 };
-use crate::domain::ledger::{AccountKind, CategoryKind, Rate, TxnSource};
-use crate::domain::money::{check_amount, parse_amount, parse_minor};
+use crate::domain::ledger::{
+    parse_name, parse_tags, parse_text, AccountKind, CategoryKind, CategorySource, Rate, TxnSource,
+};
+use crate::domain::money::{check_amount, parse_amount, parse_minor, MAX_MINOR};
 use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
 use crate::identity::Principal;
@@ -245,6 +248,13 @@ async fn import(
     let mut skipped = 0;
     let account_key = account_id.to_string();
     for row in parsed.rows {
+        if let Err(e) = crate::domain::day::check(row.date) {
+            failed.push(FailedRow {
+                line: row.line,
+                reason: format!("the date {e}"),
+            });
+            continue;
+        }
         if let Err(e) = check_amount(row.amount_minor, currency) {
             failed.push(FailedRow {
                 line: row.line,
@@ -403,7 +413,7 @@ struct BackupAccount {
     kind: String,
     currency: String,
     opening_balance: String,
-    opening_date: NaiveDate,
+    opening_date: Day,
     number_hint: Option<String>,
     archived: bool,
 }
@@ -423,7 +433,7 @@ struct BackupTransaction {
     id: String,
     account_id: String,
     amount: String,
-    date: NaiveDate,
+    date: Day,
     occurred_at: Option<chrono::DateTime<Utc>>,
     description: String,
     merchant: String,
@@ -443,7 +453,7 @@ struct BackupTransaction {
 struct BackupRate {
     base: String,
     quote: String,
-    date: NaiveDate,
+    date: Day,
     rate: String,
 }
 
@@ -477,13 +487,61 @@ fn restore_set(user_id: &str, b: Backup) -> Result<RestoreSet, ApiError> {
             .clone()
     };
     let bad = |field: String, m: String| ApiError::Validation(vec![FieldError::new(field, m)]);
+    // The same rules as the API's: every id once, categories two levels deep under parents of the
+    // backup, account names unique, texts and tags within their limits, transfers of two legs.
+    let unique = |field: &str, ids: Vec<&str>| -> Result<(), ApiError> {
+        let mut seen = HashSet::new();
+        match ids
+            .into_iter()
+            .enumerate()
+            .find(|(_, id)| !seen.insert(*id))
+        {
+            Some((i, _)) => Err(bad(format!("{field}[{i}].id"), "repeats an id".into())),
+            None => Ok(()),
+        }
+    };
+    unique(
+        "categories",
+        b.categories.iter().map(|c| c.id.as_str()).collect(),
+    )?;
+    unique(
+        "accounts",
+        b.accounts.iter().map(|a| a.id.as_str()).collect(),
+    )?;
+    unique(
+        "transactions",
+        b.transactions.iter().map(|t| t.id.as_str()).collect(),
+    )?;
+    let parents: HashMap<&str, Option<&str>> = b
+        .categories
+        .iter()
+        .map(|c| (c.id.as_str(), c.parent_id.as_deref()))
+        .collect();
     let mut categories = Vec::new();
     for (i, c) in b.categories.iter().enumerate() {
         CategoryKind::parse(&c.kind).map_err(|m| bad(format!("categories[{i}].kind"), m))?;
+        let name = parse_name(&c.name, 60).map_err(|m| bad(format!("categories[{i}].name"), m))?;
+        if let Some(parent) = c.parent_id.as_deref() {
+            match parents.get(parent) {
+                None => {
+                    return Err(bad(
+                        format!("categories[{i}].parent_id"),
+                        "names no category of the backup".into(),
+                    ))
+                }
+                Some(Some(_)) => {
+                    return Err(bad(
+                        format!("categories[{i}].parent_id"),
+                        "names a subcategory: categories are two levels deep".into(),
+                    ))
+                }
+                Some(None) => {}
+            }
+        }
         categories.push(CategoryRow {
             id: fresh(&c.id),
             user_id: user_id.to_string(),
-            name: c.name.clone(),
+            name,
             parent_id: c.parent_id.as_deref().map(&mut fresh),
             kind: c.kind.clone(),
             color: c.color.clone(),
@@ -501,16 +559,26 @@ fn restore_set(user_id: &str, b: Backup) -> Result<RestoreSet, ApiError> {
         AccountKind::parse(&a.kind).map_err(|m| bad(format!("accounts[{i}].kind"), m))?;
         let opening = parse_amount(&a.opening_balance, currency)
             .map_err(|e| bad(format!("accounts[{i}].opening_balance"), e.to_string()))?;
+        let name = parse_name(&a.name, 100).map_err(|m| bad(format!("accounts[{i}].name"), m))?;
+        if accounts
+            .iter()
+            .any(|other: &AccountRow| other.name.to_lowercase() == name.to_lowercase())
+        {
+            return Err(bad(
+                format!("accounts[{i}].name"),
+                "another account of the backup has this name".into(),
+            ));
+        }
         let id = fresh(&a.id);
         currencies.insert(id.clone(), currency);
         accounts.push(AccountRow {
             id,
             user_id: user_id.to_string(),
-            name: a.name.clone(),
+            name,
             kind: a.kind.clone(),
             currency: currency.code().to_string(),
             opening_balance: opening,
-            opening_date: a.opening_date,
+            opening_date: a.opening_date.into(),
             number_hint: a.number_hint.clone(),
             archived: a.archived,
             created_at: now,
@@ -530,6 +598,39 @@ fn restore_set(user_id: &str, b: Backup) -> Result<RestoreSet, ApiError> {
         })?;
         let amount = parse_amount(&t.amount, currency)
             .map_err(|e| bad(format!("transactions[{i}].amount"), e.to_string()))?;
+        if amount == 0 {
+            return Err(bad(
+                format!("transactions[{i}].amount"),
+                "must not be zero".into(),
+            ));
+        }
+        let field = |name: &str| format!("transactions[{i}].{name}");
+        let description =
+            parse_text(&t.description, 500).map_err(|m| bad(field("description"), m))?;
+        let merchant = parse_text(&t.merchant, 200).map_err(|m| bad(field("merchant"), m))?;
+        let notes = parse_text(&t.notes, 5000).map_err(|m| bad(field("notes"), m))?;
+        let tags = parse_tags(&t.tags).map_err(|m| bad(field("tags"), m))?;
+        let source = TxnSource::parse(&t.source).map_err(|m| bad(field("source"), m))?;
+        let category_source = CategorySource::parse(&t.category_source)
+            .map_err(|m| bad(field("category_source"), m))?;
+        if t.confidence.is_some_and(|c| !(0.0..=1.0).contains(&c)) {
+            return Err(bad(field("confidence"), "must be between 0 and 1".into()));
+        }
+        if t.external_id
+            .as_ref()
+            .is_some_and(|e| e.is_empty() || e.chars().count() > 200)
+        {
+            return Err(bad(
+                field("external_id"),
+                "must have 1 to 200 characters".into(),
+            ));
+        }
+        if t.foreign_amount.is_some() != t.foreign_currency.is_some() {
+            return Err(bad(
+                field("foreign_amount"),
+                "comes with foreign_currency, and only with it".into(),
+            ));
+        }
         let foreign = match (&t.foreign_amount, &t.foreign_currency) {
             (Some(a), Some(c)) => {
                 let c = Currency::parse(c)
@@ -554,28 +655,65 @@ fn restore_set(user_id: &str, b: Backup) -> Result<RestoreSet, ApiError> {
             account_id,
             amount,
             currency: currency.code().to_string(),
-            date: t.date,
+            date: t.date.into(),
             occurred_at: t.occurred_at.map(|d| d.naive_utc()),
-            description: t.description.clone(),
-            merchant: t.merchant.clone(),
+            description,
+            merchant,
             category_source: if category_id.is_some() {
-                t.category_source.clone()
+                category_source.as_str().to_string()
             } else {
                 "none".into()
             },
             category_id,
             confidence: t.confidence,
-            tags: serde_json::to_string(&t.tags).map_err(ApiError::internal)?,
-            notes: t.notes.clone(),
+            tags: serde_json::to_string(&tags).map_err(ApiError::internal)?,
+            notes,
             transfer_id: t.transfer_id.as_deref().map(&mut fresh),
             foreign_amount: foreign.map(|f| f.0),
             foreign_currency: foreign.map(|f| f.1.code().to_string()),
-            source: t.source.clone(),
+            source: source.as_str().to_string(),
             external_id: t.external_id.clone(),
             created_at: now,
             updated_at: now,
             version: 1,
         });
+    }
+    let mut legs: HashMap<&str, Vec<&TransactionRow>> = HashMap::new();
+    for t in &transactions {
+        if let Some(id) = t.transfer_id.as_deref() {
+            legs.entry(id).or_default().push(t);
+        }
+    }
+    for (id, pair) in &legs {
+        let whole = matches!(pair.as_slice(), [a, b]
+            if a.account_id != b.account_id && (a.amount < 0) != (b.amount < 0));
+        if !whole {
+            let i = transactions
+                .iter()
+                .position(|t| t.transfer_id.as_deref() == Some(*id))
+                .unwrap_or_default();
+            return Err(bad(
+                format!("transactions[{i}].transfer_id"),
+                "a transfer has two legs, one out of an account and one into another".into(),
+            ));
+        }
+    }
+    let mut balances: HashMap<&str, i128> = accounts
+        .iter()
+        .map(|a| (a.id.as_str(), i128::from(a.opening_balance)))
+        .collect();
+    for t in &transactions {
+        *balances.entry(t.account_id.as_str()).or_default() += i128::from(t.amount);
+    }
+    if let Some(i) = accounts.iter().position(|a| {
+        balances
+            .get(a.id.as_str())
+            .is_some_and(|b| b.abs() > i128::from(MAX_MINOR))
+    }) {
+        return Err(bad(
+            format!("accounts[{i}]"),
+            "its transactions take its balance beyond the largest an account can hold".into(),
+        ));
     }
     let mut rates = Vec::new();
     for (i, r) in b.exchange_rates.iter().enumerate() {
@@ -584,7 +722,7 @@ fn restore_set(user_id: &str, b: Backup) -> Result<RestoreSet, ApiError> {
                 .map_err(|m| bad(format!("exchange_rates[{i}].base"), m))?,
             quote: Currency::parse(&r.quote)
                 .map_err(|m| bad(format!("exchange_rates[{i}].quote"), m))?,
-            date: r.date,
+            date: r.date.into(),
             rate: Rate::parse(&r.rate).map_err(|m| bad(format!("exchange_rates[{i}].rate"), m))?,
         });
     }
@@ -713,21 +851,32 @@ fn export_csv(
         w.write_record([
             view.id.as_str(),
             &view.date.to_string(),
-            names.get(r.account_id.as_str()).copied().unwrap_or(""),
+            &text_cell(names.get(r.account_id.as_str()).copied().unwrap_or("")),
             &view.amount,
             &view.currency,
-            &view.description,
-            &view.merchant,
-            category,
-            &view.tags.join(","),
-            &view.notes,
+            &text_cell(&view.description),
+            &text_cell(&view.merchant),
+            &text_cell(category),
+            &text_cell(&view.tags.join(",")),
+            &text_cell(&view.notes),
             view.transfer_id.as_deref().unwrap_or(""),
-            view.external_id.as_deref().unwrap_or(""),
+            &text_cell(view.external_id.as_deref().unwrap_or("")),
         ])
         .map_err(ApiError::internal)?;
     }
     w.into_inner()
         .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))
+}
+
+/// A text cell a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return (a bank's payee text can be anything) gets a leading `'`, as OWASP advises
+/// against CSV injection. Amounts and dates are written as they are.
+fn text_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
 }
 
 fn export_journal(
@@ -787,7 +936,7 @@ fn export_json(
                 kind: a.kind.clone(),
                 currency: a.currency.clone(),
                 opening_balance: a.opening_balance.clone(),
-                opening_date: a.opening_date,
+                opening_date: Day(a.opening_date),
                 number_hint: a.number_hint.clone(),
                 archived: a.archived,
             })
@@ -811,7 +960,7 @@ fn export_json(
                     id: v.id,
                     account_id: v.account_id,
                     amount: v.amount,
-                    date: v.date,
+                    date: Day(v.date),
                     occurred_at: v.occurred_at,
                     description: v.description,
                     merchant: v.merchant,
@@ -833,7 +982,7 @@ fn export_json(
             .map(|r| BackupRate {
                 base: r.base.code().to_string(),
                 quote: r.quote.code().to_string(),
-                date: r.date,
+                date: Day(r.date),
                 rate: r.rate.to_string(),
             })
             .collect(),

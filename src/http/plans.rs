@@ -1,4 +1,5 @@
 //! `/api/v1/recurring` (rules the Scheduler turns into transactions when due) and `/api/v1/goals`.
+use crate::domain::day::Day;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -61,10 +62,10 @@ struct RecurringBody {
     #[serde(default, deserialize_with = "nullable")]
     day_of_month: Option<Option<i64>>,
     /// The first occurrence (on create) or the next one (on update).
-    start_date: Option<NaiveDate>,
-    next_date: Option<NaiveDate>,
+    start_date: Option<Day>,
+    next_date: Option<Day>,
     #[serde(default, deserialize_with = "nullable")]
-    end_date: Option<Option<NaiveDate>>,
+    end_date: Option<Option<Day>>,
     active: Option<bool>,
 }
 
@@ -86,8 +87,8 @@ fn recurring_input(body: RecurringBody, version: Option<i64>) -> Result<Recurrin
         frequency,
         every: body.every,
         day_of_month: body.day_of_month,
-        next_date: body.next_date.or(body.start_date),
-        end_date: body.end_date,
+        next_date: body.next_date.or(body.start_date).map(NaiveDate::from),
+        end_date: body.end_date.map(|d| d.map(NaiveDate::from)),
         active: body.active,
         version,
     })
@@ -166,7 +167,7 @@ struct GoalBody {
     target: Option<DecimalString>,
     currency: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    target_date: Option<Option<NaiveDate>>,
+    target_date: Option<Option<Day>>,
     #[serde(default, deserialize_with = "nullable")]
     account_id: Option<Option<Uuid>>,
 }
@@ -182,7 +183,7 @@ fn goal_input(body: GoalBody, version: Option<i64>) -> Result<GoalInput, ApiErro
         name: body.name,
         target: body.target.map(|d| d.0),
         currency,
-        target_date: body.target_date,
+        target_date: body.target_date.map(|d| d.map(NaiveDate::from)),
         account_id: body.account_id,
         version,
     })

@@ -1,6 +1,6 @@
 //! `/api/v1/exchange-rates`: the user's rates, used to convert reports to the base currency.
+use crate::domain::day::Day;
 use actix_web::{web, HttpResponse};
-use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -35,7 +35,7 @@ async fn list(
 struct RateBody {
     base: String,
     quote: String,
-    date: NaiveDate,
+    date: Day,
     /// 1 base = rate quote, as an exact decimal string.
     rate: DecimalString,
 }
@@ -67,7 +67,7 @@ async fn put(
             rates.push(RateInput {
                 base,
                 quote,
-                date: r.date,
+                date: r.date.into(),
                 rate,
             });
         }

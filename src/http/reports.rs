@@ -6,9 +6,10 @@ use serde::Deserialize;
 
 use super::extract::AuthUser;
 use super::ledger::{ask, today};
-use crate::actors::ledger::reports::Interval;
+use crate::actors::ledger::reports::{period_count, Interval, MAX_PERIODS};
 use crate::actors::ledger::{GetCashflow, GetSummary};
 use crate::app::AppState;
+use crate::domain::day::Day;
 use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
 
@@ -34,15 +35,21 @@ fn range(
     let mut errors = Vec::new();
     let mut parse = |raw: &Option<String>, field: &str, default: NaiveDate| match raw.as_deref() {
         None => default,
-        Some(s) => s.parse().unwrap_or_else(|_| {
-            errors.push(FieldError::new(field, "must be a date such as 2026-11-21"));
+        Some(s) => Day::parse(s).map(NaiveDate::from).unwrap_or_else(|m| {
+            errors.push(FieldError::new(field, m));
             default
         }),
     };
     let from = parse(&q.from, "from", default_from);
     let to = parse(&q.to, "to", today);
     if errors.is_empty() && from > to {
-        errors.push(FieldError::new("from", "must not be after `to`"));
+        errors.push(match q.from {
+            Some(_) => FieldError::new("from", "must not be after `to`"),
+            None => FieldError::new(
+                "to",
+                format!("is before {from}, where the range starts when `from` is not given; give `from` too"),
+            ),
+        });
     }
     if errors.is_empty() {
         Ok((from, to))
@@ -84,6 +91,16 @@ async fn cashflow(
         Some("week") => Interval::Week,
         Some(_) => return Err(ApiError::validation("interval", "must be week or month")),
     };
+    let periods = period_count(from, to, interval);
+    if periods > MAX_PERIODS {
+        return Err(ApiError::validation(
+            "from",
+            format!(
+                "the range holds {periods} {}s; a cash-flow report takes at most {MAX_PERIODS}: ask for a shorter range or a longer interval",
+                if interval == Interval::Week { "week" } else { "month" }
+            ),
+        ));
+    }
     let base = base_currency(&who.user.base_currency)?;
     let cashflow = ask(
         &state,

@@ -1,4 +1,5 @@
 //! `/api/v1/transactions` and `/api/v1/transfers`.
+use crate::domain::day::Day;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -221,7 +222,7 @@ async fn get(
 struct NewTransactionBody {
     account_id: Uuid,
     amount: DecimalString,
-    date: Option<NaiveDate>,
+    date: Option<Day>,
     occurred_at: Option<DateTime<Utc>>,
     #[serde(default)]
     description: String,
@@ -254,7 +255,7 @@ async fn create(
     let input = NewTransaction {
         account_id: body.account_id,
         amount: body.amount.0,
-        date: body.date.unwrap_or_else(|| today(&who)),
+        date: body.date.map_or_else(|| today(&who), NaiveDate::from),
         occurred_at: body.occurred_at,
         description: body.description,
         merchant: body.merchant,
@@ -283,7 +284,7 @@ struct PatchTransactionBody {
     version: Option<i64>,
     account_id: Option<Uuid>,
     amount: Option<DecimalString>,
-    date: Option<NaiveDate>,
+    date: Option<Day>,
     #[serde(default, deserialize_with = "nullable")]
     occurred_at: Option<Option<DateTime<Utc>>>,
     description: Option<String>,
@@ -317,7 +318,7 @@ async fn patch(
         version: expected_version(&req, body.version)?,
         account_id: body.account_id,
         amount: body.amount.map(|d| d.0),
-        date: body.date,
+        date: body.date.map(NaiveDate::from),
         occurred_at: body.occurred_at,
         description: body.description,
         merchant: body.merchant,
@@ -348,7 +349,7 @@ struct NewTransferBody {
     to_account_id: Uuid,
     amount: DecimalString,
     to_amount: Option<DecimalString>,
-    date: Option<NaiveDate>,
+    date: Option<Day>,
     #[serde(default)]
     description: String,
     #[serde(default)]
@@ -370,7 +371,7 @@ async fn create_transfer(
         to_account_id: body.to_account_id,
         amount: body.amount.0,
         to_amount: body.to_amount.map(|d| d.0),
-        date: body.date.unwrap_or_else(|| today(&who)),
+        date: body.date.map_or_else(|| today(&who), NaiveDate::from),
         description: body.description,
         notes: body.notes,
         tags: body.tags,
@@ -410,7 +411,7 @@ struct PatchTransferBody {
     version: Option<i64>,
     amount: Option<DecimalString>,
     to_amount: Option<DecimalString>,
-    date: Option<NaiveDate>,
+    date: Option<Day>,
     description: Option<String>,
     notes: Option<String>,
     tags: Option<Vec<String>>,
@@ -428,7 +429,7 @@ async fn patch_transfer(
         version: expected_version(&req, body.version)?,
         amount: body.amount.map(|d| d.0),
         to_amount: body.to_amount.map(|d| d.0),
-        date: body.date,
+        date: body.date.map(NaiveDate::from),
         description: body.description,
         notes: body.notes,
         tags: body.tags,

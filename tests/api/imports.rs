@@ -475,7 +475,7 @@ async fn json_backup_restores_into_an_empty_user(backend: Backend) {
         &t,
         &eur,
         "-3.20",
-        json!({ "category_id": coffee, "tags": ["morning"] }),
+        json!({ "category_id": coffee, "tags": ["morning"], "notes": "=HYPERLINK(\"http://evil.test\",\"x\")" }),
     )
     .await;
     send(&app, Method::POST, "/api/v1/transfers", &t, Some(json!({ "from_account_id": eur, "to_account_id": jpy, "amount": "5.00", "to_amount": "800" }))).await;
@@ -499,6 +499,12 @@ async fn json_backup_restores_into_an_empty_user(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(csv.lines().count(), 4, "header + 3 rows: {csv}");
+    // A spreadsheet opening the file shows the formula as text instead of running it.
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    assert!(
+        !csv.contains(",=HYPERLINK") && !csv.contains("\"=HYPERLINK"),
+        "{csv}"
+    );
 
     // Into a new user: same balances, same transactions, same categories, same rates.
     let t2 = user(&app, "restored@example.org").await;
@@ -555,6 +561,92 @@ async fn json_backup_restores_into_an_empty_user(backend: Backend) {
     let (_, rates) = send(&app, Method::GET, "/api/v1/exchange-rates", &t2, None).await;
     assert_eq!(rates["items"][0]["rate"], "160.5");
     // Not into a user who already has accounts.
-    let (s, _) = upload(&app, &t2, "format=json", backup, "application/json").await;
+    let (s, _) = upload(&app, &t2, "format=json", backup.clone(), "application/json").await;
     assert_eq!(s, 409);
+
+    // A backup edited by hand gets the API's own checks, each a 422 naming the field.
+    let t3 = user(&app, "edited@example.org").await;
+    let original: Value = serde_json::from_slice(&backup).unwrap();
+    let leg = original["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|t| t["transfer_id"].is_string())
+        .unwrap();
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit, String)> = vec![
+        (
+            "zero",
+            Box::new(|b| b["transactions"][0]["amount"] = json!("0")),
+            "transactions[0].amount".into(),
+        ),
+        (
+            "source",
+            Box::new(|b| b["transactions"][0]["source"] = json!("hacker")),
+            "transactions[0].source".into(),
+        ),
+        (
+            "confidence",
+            Box::new(|b| b["transactions"][0]["confidence"] = json!(5.0)),
+            "transactions[0].confidence".into(),
+        ),
+        (
+            "long",
+            Box::new(|b| b["transactions"][0]["description"] = json!("x".repeat(501))),
+            "transactions[0].description".into(),
+        ),
+        (
+            "one leg",
+            Box::new(move |b| {
+                b["transactions"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|t| t["transfer_id"].is_null());
+                let mut half = original["transactions"][leg].clone();
+                half["transfer_id"] = json!("t-1");
+                b["transactions"].as_array_mut().unwrap().push(half);
+            }),
+            "transfer_id".into(),
+        ),
+        (
+            "same name",
+            Box::new(|b| {
+                let name = b["accounts"][0]["name"].clone();
+                b["accounts"][1]["name"] = name;
+            }),
+            "accounts[1].name".into(),
+        ),
+        (
+            "orphan",
+            Box::new(|b| b["categories"][0]["parent_id"] = json!("no-such-category")),
+            "categories[0].parent_id".into(),
+        ),
+        (
+            "same id",
+            Box::new(|b| {
+                let id = b["transactions"][0]["id"].clone();
+                b["transactions"][1]["id"] = id;
+            }),
+            "transactions[1].id".into(),
+        ),
+    ];
+    let original: Value = serde_json::from_slice(&backup).unwrap();
+    for (what, edit, field) in edits {
+        let mut b = original.clone();
+        edit(&mut b);
+        let (s, r) = upload(
+            &app,
+            &t3,
+            "format=json",
+            serde_json::to_vec(&b).unwrap(),
+            "application/json",
+        )
+        .await;
+        assert_eq!(s, 422, "{what}: {r}");
+        let named = r["errors"][0]["field"].as_str().unwrap_or_default();
+        assert!(named.ends_with(&field), "{what}: {r}");
+    }
+    // Nothing of them was kept: the untouched backup still restores.
+    let (s, r) = upload(&app, &t3, "format=json", backup, "application/json").await;
+    assert_eq!(s, 200, "{r}");
 }

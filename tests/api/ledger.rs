@@ -19,6 +19,7 @@ on_both_backends!(
     users_never_see_each_other,
     reports_convert_to_the_base_currency,
     amounts_and_balances_have_a_limit,
+    dates_have_four_digit_years,
 );
 
 /// A user with a token; their base currency is EUR.
@@ -1092,6 +1093,44 @@ async fn reports_convert_to_the_base_currency(backend: Backend) {
     )
     .await;
     assert_eq!(st, 422);
+    // Only `to`, before the default start: the message names `to`, not a `from` never sent.
+    let (st, body) = send(
+        &app,
+        Method::GET,
+        "/api/v1/reports/summary?to=1999-10-01",
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(st, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "to", "{body}");
+    // Too many periods for one report is refused, not cut short.
+    let (st, body) = send(
+        &app,
+        Method::GET,
+        "/api/v1/reports/cashflow?interval=week&from=2014-01-01&to=2026-11-30",
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(st, 422, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 600"),
+        "{body}"
+    );
+    let (st, body) = send(
+        &app,
+        Method::GET,
+        "/api/v1/reports/cashflow?interval=month&from=2014-01-01&to=2026-11-30",
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["periods"].as_array().unwrap().len(), 155);
     let (_, rates) = send(&app, Method::GET, "/api/v1/exchange-rates", &t, None).await;
     assert_eq!(rates["items"].as_array().unwrap().len(), 2);
 }
@@ -1219,4 +1258,64 @@ async fn amounts_and_balances_have_a_limit(backend: Backend) {
     .await;
     assert_eq!(s, 204);
     assert_eq!(balance(&second, &t, &other).await, "49999999999999999.00");
+}
+
+/// Dates are `YYYY-MM-DD` in the years 1000–9999: not `26-11-01` read as the year 26, nor
+/// `+10000-01-01`, which no export could be read back with.
+async fn dates_have_four_digit_years(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "dates@example.org").await;
+    let eur = account(&app, &t, "Daily", "EUR", "0").await;
+    for bad in [
+        "26-11-01",
+        "+10000-01-01",
+        "-0001-01-01",
+        "0999-12-31",
+        "2026-11-1",
+    ] {
+        let (s, body) = send(
+            &app,
+            Method::POST,
+            "/api/v1/transactions",
+            &t,
+            Some(json!({ "account_id": eur, "amount": "-1.00", "date": bad })),
+        )
+        .await;
+        assert_eq!(s, 422, "{bad}: {body}");
+        assert_eq!(body["errors"][0]["field"], "date", "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("YYYY-MM-DD"),
+            "{body}"
+        );
+    }
+    let (s, body) = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/accounts/{eur}"),
+        &t,
+        Some(json!({ "opening_date": "+10000-01-01" })),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "opening_date", "{body}");
+    // A file's two-digit year fails its row, the others are imported.
+    let mapping = enc(r#"{"date":"Date","amount":"Amount","description":"Description"}"#);
+    let csv = "Date,Amount,Description\n26-11-03,-2.00,short year\n2026-11-03,-5.00,fine\n";
+    let (s, report) = upload(
+        &app,
+        &t,
+        &format!("format=csv&account_id={eur}&mapping={mapping}"),
+        csv.into(),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["created"], 1, "{report}");
+    assert_eq!(report["failed"][0]["line"], 2, "{report}");
+    assert_eq!(balance(&app, &t, &eur).await, "-5.00");
 }

@@ -365,6 +365,20 @@ pub fn summary(
 }
 
 /// The first day of the period that contains `date`.
+/// The most periods one cash-flow report holds (about 11 years of weeks, 50 of months).
+pub const MAX_PERIODS: i64 = 600;
+
+/// How many periods of `interval` the range `from..=to` touches.
+pub fn period_count(from: NaiveDate, to: NaiveDate, interval: Interval) -> i64 {
+    let (a, b) = (period_start(from, interval), period_start(to, interval));
+    match interval {
+        Interval::Week => (b - a).num_days() / 7 + 1,
+        Interval::Month => {
+            i64::from(b.year() - a.year()) * 12 + i64::from(b.month()) - i64::from(a.month()) + 1
+        }
+    }
+}
+
 pub fn period_start(date: NaiveDate, interval: Interval) -> NaiveDate {
     match interval {
         Interval::Week => date - Duration::days(i64::from(date.weekday().num_days_from_monday())),
@@ -406,8 +420,8 @@ pub fn cashflow(
     let exp = base.exponent();
     let mut periods = Vec::new();
     let mut start = period_start(from, interval);
-    // At most ~10 years of weeks: a bound against absurd ranges.
-    while start <= to && periods.len() < 600 {
+    // The HTTP layer refuses ranges of more than MAX_PERIODS; this bound only guards the loop.
+    while start <= to && (periods.len() as i64) < MAX_PERIODS {
         let Some(next) = next_period(start, interval) else {
             break;
         };
