@@ -46,7 +46,12 @@ impl Currency {
                 code: CURRENCIES[i].0,
                 exponent: CURRENCIES[i].1,
             })
-            .map_err(|_| format!("`{}` is not an ISO 4217 currency code", raw.trim()))
+            .map_err(|_| {
+                format!(
+                    "`{}` is not a currency Ledgerline keeps: use the ISO 4217 code of a circulating currency (fund codes, metals and XDR are not kept)",
+                    raw.trim()
+                )
+            })
     }
 
     pub fn code(&self) -> &'static str {
