@@ -8,7 +8,7 @@ use serde_json::json;
 use super::extract::AuthUser;
 use super::json::Json;
 use super::ledger::{
-    ask, expected_version, nullable, path_id, replayed, respond, with_etag, CreateBody,
+    ask, expected_version, nullable, path_id, present, replayed, respond, with_etag, CreateBody,
 };
 use crate::actors::ledger::{
     AccountPatch, CreateAccount, DeleteAccount, GetAccount, ListAccounts, NewAccount, UpdateAccount,
@@ -94,13 +94,19 @@ async fn create(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchAccountBody {
+    #[serde(default, deserialize_with = "present")]
     version: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     kind: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     opening_balance: Option<DecimalString>,
+    #[serde(default, deserialize_with = "present")]
     opening_date: Option<Day>,
     #[serde(default, deserialize_with = "nullable")]
     number_hint: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
     archived: Option<bool>,
     /// Not changeable: listed so that trying gets a clear answer.
     currency: Option<String>,

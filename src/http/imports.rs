@@ -122,6 +122,45 @@ async fn read_body(
     Ok(body.freeze())
 }
 
+/// A 415 for a body that cannot be the file asked for: a backup is JSON; a bank file is text or
+/// bytes (`text/*`, `application/octet-stream`, or a type naming CSV, OFX, QFX, QIF or Excel's CSV
+/// type), never an image, a form or another container. No content type at all is taken as bytes.
+fn check_content_type(req: &HttpRequest, format: &str) -> Result<(), ApiError> {
+    let mime = match actix_web::HttpMessage::mime_type(req) {
+        Ok(Some(mime)) => mime,
+        Ok(None) => return Ok(()),
+        Err(_) => {
+            return Err(ApiError::UnsupportedMediaType(
+                "The Content-Type header cannot be read.".into(),
+            ))
+        }
+    };
+    let (kind, sub) = (mime.type_().as_str(), mime.subtype().as_str());
+    let suffix = mime.suffix().map(|s| s.as_str());
+    let fits = if format == "json" {
+        kind == "application" && (sub == "json" || suffix == Some("json"))
+    } else {
+        kind == "text"
+            || (kind == "application"
+                && (sub == "octet-stream"
+                    || ["csv", "ofx", "qfx", "qif", "ms-excel"]
+                        .iter()
+                        .any(|known| sub.contains(known))))
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "A {format} import cannot be {kind}/{sub}: send {}.",
+            if format == "json" {
+                "the backup as application/json"
+            } else {
+                "the file as text (e.g. text/csv) or application/octet-stream"
+            }
+        )))
+    }
+}
+
 /// Category lookup by name as files write them: "Child", "Parent:Child", case-insensitive.
 fn category_index(categories: &[CategoryView]) -> HashMap<String, Uuid> {
     let by_id: HashMap<&str, &CategoryView> =
@@ -147,6 +186,7 @@ async fn import(
     query: web::Query<ImportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
+    check_content_type(&req, &query.format)?;
     let limit = state.settings.max_import_bytes;
     let body = read_body(&req, payload.into_inner(), limit).await?;
     if query.format == "json" {

@@ -200,6 +200,21 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// For PATCH fields that cannot be cleared: absent → `None`, a value → `Some(v)`, and `null` is
+/// refused (a 422 naming the field) instead of being read as "unchanged".
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        None => Err(serde::de::Error::custom(
+            "must not be null: leave the field out to keep its value",
+        )),
+    }
+}
+
 /// Shared state from a request (for extractors).
 pub fn state_of(req: &HttpRequest) -> Option<web::Data<AppState>> {
     req.app_data::<web::Data<AppState>>().cloned()

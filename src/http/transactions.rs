@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::extract::AuthUser;
 use super::json::Json;
 use super::ledger::{
-    ask, expected_version, nullable, path_id, replayed, respond, today, with_etag, CreateBody,
+    ask, expected_version, nullable, path_id, present, replayed, respond, today, with_etag,
+    CreateBody,
 };
 use crate::actors::ledger::views::{TransactionView, TransferView};
 use crate::actors::ledger::{
@@ -281,17 +282,25 @@ async fn create(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchTransactionBody {
+    #[serde(default, deserialize_with = "present")]
     version: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
     account_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "present")]
     amount: Option<DecimalString>,
+    #[serde(default, deserialize_with = "present")]
     date: Option<Day>,
     #[serde(default, deserialize_with = "nullable")]
     occurred_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
     description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     merchant: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     category_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "present")]
     tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
     notes: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     foreign_amount: Option<Option<DecimalString>>,
@@ -408,12 +417,19 @@ async fn get_transfer(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchTransferBody {
+    #[serde(default, deserialize_with = "present")]
     version: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
     amount: Option<DecimalString>,
+    #[serde(default, deserialize_with = "present")]
     to_amount: Option<DecimalString>,
+    #[serde(default, deserialize_with = "present")]
     date: Option<Day>,
+    #[serde(default, deserialize_with = "present")]
     description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     notes: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     tags: Option<Vec<String>>,
 }
 

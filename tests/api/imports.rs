@@ -289,10 +289,31 @@ async fn bad_imports_are_clear_4xx(backend: Backend) {
         &t,
         &format!("format=ofx&account_id={a}"),
         vec![0x50, 0x4b, 3, 4, 0, 0, 1, 2],
-        "application/zip",
+        "application/octet-stream",
     )
     .await;
     assert_eq!(s, 422, "{body}");
+    // A body that cannot be the file asked for is a 415.
+    for (query, content_type) in [
+        (format!("format=ofx&account_id={a}"), "application/zip"),
+        (format!("format=ofx&account_id={a}"), "image/png"),
+        (
+            format!("format=qif&account_id={a}"),
+            "multipart/form-data; boundary=x",
+        ),
+        (
+            format!("format=qif&account_id={a}"),
+            "application/x-www-form-urlencoded",
+        ),
+        ("format=json".to_string(), "text/csv"),
+    ] {
+        let (s, body) = upload(&app, &t, &query, b"!Type:Bank\n".to_vec(), content_type).await;
+        assert_eq!(s, 415, "{content_type}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("cannot be"),
+            "{body}"
+        );
+    }
     let (s, _) = upload(
         &app,
         &t,

@@ -20,6 +20,7 @@ on_both_backends!(
     reports_convert_to_the_base_currency,
     amounts_and_balances_have_a_limit,
     dates_have_four_digit_years,
+    nulls_in_patches_are_refused,
 );
 
 /// A user with a token; their base currency is EUR.
@@ -1318,4 +1319,56 @@ async fn dates_have_four_digit_years(backend: Backend) {
     assert_eq!(report["created"], 1, "{report}");
     assert_eq!(report["failed"][0]["line"], 2, "{report}");
     assert_eq!(balance(&app, &t, &eur).await, "-5.00");
+}
+
+/// `null` for a field that cannot be empty is a 422, not a silent "unchanged"; where a field can
+/// be cleared (`category_id`), `null` clears it.
+async fn nulls_in_patches_are_refused(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "nulls@example.org").await;
+    let eur = account(&app, &t, "Nulls", "EUR", "10.00").await;
+    let created = txn(&app, &t, &eur, "-2.00", json!({ "tags": ["a"] })).await;
+    let id = created["id"].as_str().unwrap();
+    for field in ["amount", "date", "description", "tags", "account_id"] {
+        let (s, body) = send(
+            &app,
+            Method::PATCH,
+            &format!("/api/v1/transactions/{id}"),
+            &t,
+            Some(json!({ field: null })),
+        )
+        .await;
+        assert_eq!(s, 422, "{field}: {body}");
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("null"),
+            "{body}"
+        );
+    }
+    let (s, body) = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/accounts/{eur}"),
+        &t,
+        Some(json!({ "name": null })),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    // Nothing changed, and a clearable field still clears.
+    assert_eq!(balance(&app, &t, &eur).await, "8.00");
+    let (s, body) = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/transactions/{id}"),
+        &t,
+        Some(json!({ "category_id": null, "tags": [] })),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["tags"], json!([]));
 }
