@@ -239,6 +239,26 @@ impl NumberFormat {
     /// `,` occur the last one is the decimal separator; a separator occurring more than once is
     /// the group separator; a single separator followed by exactly three digits is a group
     /// separator unless the currency has three decimals; otherwise it is the decimal separator.
+    /// The separators of an amount that shows them unambiguously: both kinds, one kind more
+    /// than once, or one separator not followed by exactly three digits (or followed by three
+    /// in a three-decimal currency). `None` for `1.001`-like amounts and plain numbers.
+    pub fn decisive(raw: &str, currency: Currency) -> Option<NumberFormat> {
+        if !raw.bytes().any(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let (dots, commas) = (raw.matches('.').count(), raw.matches(',').count());
+        let decisive = match (dots, commas) {
+            (0, 0) => false,
+            (1, 0) | (0, 1) => {
+                let at = raw.rfind(['.', ',']).unwrap_or_default();
+                let digits_after = raw[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
+                digits_after != 3 || currency.exponent() == 3
+            }
+            _ => true,
+        };
+        decisive.then(|| NumberFormat::guess(raw, currency))
+    }
+
     pub fn guess(raw: &str, currency: Currency) -> NumberFormat {
         let last_dot = raw.rfind('.');
         let last_comma = raw.rfind(',');

@@ -69,6 +69,14 @@ pub fn parse_qif(
         return Err(ImportError::NotQif);
     }
 
+    // One convention for the whole file: `1.001` in a file that also has `-1,234.56` is 1001.
+    let amounts = text.lines().find_map(|l| {
+        let l = l.trim_start_matches([' ', '\t']);
+        l.strip_prefix('T')
+            .or_else(|| l.strip_prefix('U'))
+            .and_then(|a| NumberFormat::decisive(a.trim(), currency))
+    });
+    let dates = Reading { dates, amounts };
     let mut parsed = Parsed::default();
     let mut section = Section::Transactions;
     let mut account: Option<String> = None;
@@ -175,12 +183,21 @@ pub fn parse_qif(
     Ok(parsed)
 }
 
+/// How this file writes dates and amounts.
+#[derive(Clone, Copy)]
+struct Reading {
+    dates: QifDateOrder,
+    /// The separators of the file's first amount that shows them unambiguously; `None` when
+    /// no amount does (then each is guessed, and all read alike).
+    amounts: Option<NumberFormat>,
+}
+
 fn emit(
     record: Record<'_>,
     section: Section,
     account: &mut Option<String>,
     currency: Currency,
-    dates: QifDateOrder,
+    dates: Reading,
     parsed: &mut Parsed,
     buf: &mut String,
 ) {
@@ -212,18 +229,20 @@ fn convert(
     record: Record<'_>,
     account: Option<&String>,
     currency: Currency,
-    dates: QifDateOrder,
+    reading: Reading,
     buf: &mut String,
 ) -> Result<ImportedRow, String> {
     let date_text = record.date.ok_or("record has no date (D)")?;
-    let date = parse_qif_date(date_text, dates)?;
+    let date = parse_qif_date(date_text, reading.dates)?;
     let amount_text = record
         .amount
         .or(record.amount_u)
         .ok_or("record has no amount (T)")?;
     let amount_minor = parse_amount(
         amount_text,
-        NumberFormat::guess(amount_text, currency),
+        reading
+            .amounts
+            .unwrap_or_else(|| NumberFormat::guess(amount_text, currency)),
         currency,
         buf,
     )
@@ -547,6 +566,23 @@ T1,00\n\
         let dates: Vec<_> = parsed.rows.iter().map(|r| r.date).collect();
         assert_eq!(dates, vec![date(2024, 1, 2), date(2024, 1, 13)]);
         assert_eq!(parsed.errors.len(), 1);
+    }
+
+    #[test]
+    fn one_number_convention_per_file() {
+        let file = b"!Type:Bank\nD01/02/2024\nT-1,234.56\n^\nD01/03/2024\nT-1.001\n^\nD01/04/2024\nT2,500\n^\n";
+        let parsed = parse_qif(file, cur("EUR"), QifDateOrder::MonthFirst).unwrap();
+        let amounts: Vec<_> = parsed.rows.iter().map(|r| r.amount_minor).collect();
+        // `2,500` follows the file: a thousands comma, as in `-1,234.56`.
+        assert_eq!(amounts, vec![-123_456, 250_000]);
+        // `-1.001` is a decimal point there: three decimals, which EUR has not.
+        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+        assert_eq!(parsed.errors[0].line, 5);
+        assert!(
+            parsed.errors[0].reason.contains("decimals"),
+            "{:?}",
+            parsed.errors
+        );
     }
 
     #[test]
