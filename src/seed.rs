@@ -170,6 +170,8 @@ async fn fill(
                 processed: 0,
                 total: n,
                 completed: None,
+                report: None,
+                idempotency: None,
             },
         )
         .await?

@@ -189,8 +189,16 @@ async fn import(
     check_content_type(&req, &query.format)?;
     let limit = state.settings.max_import_bytes;
     let body = read_body(&req, payload.into_inner(), limit).await?;
+    // Previews write nothing, so they keep no answer.
+    let idempotency = match query.preview {
+        true => None,
+        false => super::ledger::idempotency_key(&req, &body)?,
+    };
+    if let Some(answer) = super::ledger::replayed(&state, &who, &idempotency).await? {
+        return Ok(answer);
+    }
     if query.format == "json" {
-        return restore(&state, &who, &body).await;
+        return restore(&state, &who, &body, idempotency).await;
     }
     let format = query.format.clone();
     if !["csv", "ofx", "qfx", "qif"].contains(&format.as_str()) {
@@ -372,6 +380,14 @@ async fn import(
         let chunk: Vec<ImportRow> = rows.by_ref().take(CHUNK).collect();
         let n = chunk.len();
         let last = rows.peek().is_none();
+        // The last chunk carries the whole report (as it will be once that chunk is in), to be
+        // kept with the Idempotency-Key in the same commit.
+        let finished = if last {
+            report.created = total;
+            Some(serde_json::to_string(&report).map_err(ApiError::internal)?)
+        } else {
+            None
+        };
         let message = ImportChunk {
             account_id,
             rows: chunk,
@@ -386,6 +402,8 @@ async fn import(
                 skipped_duplicates: skipped,
                 failed: failed_count,
             }),
+            idempotency: if last { idempotency.clone() } else { None },
+            report: finished,
         };
         match ask(&state, who.user_id(), message).await? {
             Ok(_) => processed += n,
@@ -499,7 +517,12 @@ struct BackupRate {
 
 const BACKUP_FORMAT: &str = "ledgerline-backup";
 
-async fn restore(state: &AppState, who: &Principal, body: &[u8]) -> Result<HttpResponse, ApiError> {
+async fn restore(
+    state: &AppState,
+    who: &Principal,
+    body: &[u8],
+    idempotency: Option<crate::actors::ledger::IdempotencyKey>,
+) -> Result<HttpResponse, ApiError> {
     let backup: Backup = super::json::parse(body)?;
     if backup.format != BACKUP_FORMAT || backup.version != 1 {
         return Err(ApiError::validation(
@@ -513,7 +536,7 @@ async fn restore(state: &AppState, who: &Principal, body: &[u8]) -> Result<HttpR
     })
     .await
     .map_err(ApiError::internal)??;
-    let reply = ask(state, who.user_id(), Restore { set }).await??;
+    let reply = ask(state, who.user_id(), Restore { set, idempotency }).await??;
     Ok(super::ledger::respond(reply))
 }
 

@@ -67,7 +67,12 @@ pub struct CreateBody<T> {
     pub idempotency: Option<IdempotencyKey>,
 }
 
-fn idempotency_key(req: &HttpRequest, bytes: &[u8]) -> Result<Option<IdempotencyKey>, ApiError> {
+/// The `Idempotency-Key` header of a creating POST, with a fingerprint of the request (method,
+/// path and query, body) to tell a replay from a different request under the same key.
+pub fn idempotency_key(
+    req: &HttpRequest,
+    bytes: &[u8],
+) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
@@ -85,7 +90,12 @@ fn idempotency_key(req: &HttpRequest, bytes: &[u8]) -> Result<Option<Idempotency
     let mut hasher = Sha256::new();
     hasher.update(req.method().as_str().as_bytes());
     hasher.update(b" ");
-    hasher.update(req.path().as_bytes());
+    hasher.update(
+        req.uri()
+            .path_and_query()
+            .map_or(req.path(), |p| p.as_str())
+            .as_bytes(),
+    );
     hasher.update(b"\n");
     hasher.update(bytes);
     let fingerprint = hasher

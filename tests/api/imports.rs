@@ -158,6 +158,41 @@ async fn csv_import_previews_dedups_and_reports(backend: Backend) {
         "{kinds:?}"
     );
     assert!(kinds.contains(&"import.progress".to_string()));
+
+    // With an Idempotency-Key: the same upload again gets the first report back, marked
+    // replayed (not a second run that skips everything); another file under the key is a 422.
+    let b = account(&app, &t, "Keyed", "EUR", "0").await;
+    let keyed = format!("format=csv&account_id={b}&mapping={}", enc(&mapping()));
+    let post = |body: &'static str| {
+        let (app, t, keyed) = (&app, &t, &keyed);
+        async move {
+            let r = app
+                .client
+                .post(app.url(&format!("/api/v1/imports?{keyed}")))
+                .bearer_auth(t)
+                .header("content-type", "text/csv")
+                .header("idempotency-key", "statement-2026-10")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let replayed = r.headers().contains_key("idempotent-replayed");
+            (
+                r.status().as_u16(),
+                replayed,
+                r.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (s, replayed, first) = post(CSV).await;
+    assert_eq!((s, replayed), (200, false), "{first}");
+    assert_eq!(first["created"], 4, "{first}");
+    let (s, replayed, again) = post(CSV).await;
+    assert_eq!((s, replayed), (200, true), "{again}");
+    assert_eq!(again, first);
+    let (s, _, other) = post("Datum;Betrag;Text\n01.10.2026;-1,00;x\n").await;
+    assert_eq!(s, 422, "{other}");
+    assert_eq!(other["errors"][0]["field"], "Idempotency-Key", "{other}");
 }
 
 const OFX: &str = "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>USD\n\

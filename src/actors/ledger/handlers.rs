@@ -509,7 +509,7 @@ impl Handler<ImportChunk> for Ledger {
             })
             .collect();
         let mut rows = msg.rows;
-        self.write_categorized(None, items, move |l, assignments| {
+        self.write_categorized(msg.idempotency, items, move |l, assignments| {
             for (row, a) in rows.iter_mut().zip(&assignments) {
                 if let (None, Some((c, source, confidence))) = (row.category_id, a.category) {
                     row.category_id = Some(c);
@@ -533,6 +533,7 @@ impl Handler<ImportChunk> for Ledger {
                 msg.processed,
                 msg.total,
                 msg.completed,
+                msg.report,
             )
         })
     }
@@ -541,7 +542,7 @@ impl Handler<ImportChunk> for Ledger {
 impl Handler<Restore> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
     fn handle(&mut self, msg: Restore, _ctx: &mut Self::Context) -> Self::Result {
-        self.write(None, move |l| l.state.plan_restore(msg.set))
+        self.write(msg.idempotency, move |l| l.state.plan_restore(msg.set))
     }
 }
 

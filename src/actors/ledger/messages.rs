@@ -210,6 +210,8 @@ write_message! {
     PutRates { rates: Vec<RateInput> }
     /// A chunk of an import into one account; commits with an `import.progress` event (and
     /// `import.completed` with the last chunk).
+    // With the last chunk, `report` is the import's whole report, its answer, kept for an
+    // `Idempotency-Key` when there is one.
     ImportChunk {
         account_id: Uuid,
         rows: Vec<ImportRow>,
@@ -218,9 +220,11 @@ write_message! {
         processed: usize,
         total: usize,
         completed: Option<ImportSummary>,
+        report: Option<String>,
+        idempotency: Option<IdempotencyKey>,
     }
     /// Restore a backup into a user who has no accounts yet (their categories are replaced).
-    Restore { set: RestoreSet }
+    Restore { set: RestoreSet, idempotency: Option<IdempotencyKey> }
     CreateBudget { input: BudgetInput, today: NaiveDate, idempotency: Option<IdempotencyKey> }
     UpdateBudget { id: Uuid, input: BudgetInput, today: NaiveDate }
     DeleteBudget { id: Uuid }

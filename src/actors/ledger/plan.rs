@@ -1112,6 +1112,7 @@ impl LedgerState {
         processed: usize,
         total: usize,
         completed: Option<ImportSummary>,
+        report: Option<String>,
     ) -> Result<Plan, ApiError> {
         let mut f = Fields::default();
         let account = self.writable_account(account_id, "account_id", &mut f);
@@ -1188,7 +1189,10 @@ impl LedgerState {
                 .collect(),
             events,
             effects,
-            reply: json_reply(200, &json!({ "created": created }))?,
+            reply: match report {
+                Some(body) => Reply { status: 200, body },
+                None => json_reply(200, &json!({ "created": created }))?,
+            },
         })
     }
 
