@@ -66,6 +66,20 @@ async fn recurring_rules_catch_up_once(backend: Backend) {
         expected.push(d);
         d = d.checked_add_months(Months::new(1)).unwrap();
     }
+    // A rule of the user's categorizes what the plan creates, as it would a typed transaction.
+    let (_, cats) = send(&app, Method::GET, "/api/v1/categories", &t, None).await;
+    let category = cats["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "expense")
+        .unwrap()["id"]
+        .clone();
+    let (s, body) = send(&app, Method::POST, "/api/v1/rules", &t, Some(json!({
+        "name": "Streaming", "conditions": [{ "field": "description", "op": "contains", "value": "streaming" }],
+        "actions": [{ "type": "set_category", "category_id": category }, { "type": "add_tags", "tags": ["tv"] }]
+    }))).await;
+    assert_eq!(s, 201, "{body}");
     let (s, rule) = send(&app, Method::POST, "/api/v1/recurring", &t, Some(json!({
         "account_id": a, "amount": "-9.99", "description": "Streaming", "frequency": "monthly", "start_date": start
     }))).await;
@@ -82,6 +96,11 @@ async fn recurring_rules_catch_up_once(backend: Backend) {
         expected.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         "every missed month, once"
     );
+    for r in &rows {
+        assert_eq!(r["category_id"], category, "{r}");
+        assert_eq!(r["category_source"], "rule", "{r}");
+        assert_eq!(r["tags"], json!(["tv"]), "{r}");
+    }
     assert_eq!(
         balance(&app, &t, &a).await,
         format!("-{}", crate::ledger::cents_str(999 * expected.len() as i64))

@@ -375,6 +375,13 @@ impl LedgerState {
                 },
             }
         } else {
+            // Categorized like any other new transaction (rules, merchant memory, classifier)
+            // when the plan names no category; its rules' tags and notes apply too.
+            for input in &mut inputs {
+                if let Some(item) = self.item_for(input) {
+                    super::categorize::assign(input, &self.model.categorize(&item));
+                }
+            }
             self.plan_create_transactions(user_id, inputs)?.1
         };
         let created = plan
