@@ -34,6 +34,11 @@ pub fn bearer(req: &HttpRequest) -> Option<String> {
 
 /// Check an access token and ask the Directory whether its user and session are still good.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    admit(state, claims_of(state, token)?).await
+}
+
+/// What a signed access token says: whose, which sign-in session, which security stamp.
+pub fn claims_of(state: &AppState, token: &str) -> Result<Authenticate, ApiError> {
     let claims = state
         .identity
         .tokens()
@@ -43,11 +48,16 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     else {
         return Err(ApiError::Unauthorized(BAD_TOKEN));
     };
-    let claims = Authenticate {
+    Ok(Authenticate {
         user_id,
         session_id,
         stamp: claims.stm,
-    };
+    })
+}
+
+/// The caller, if their sign-in session is live, their security stamp current and their account
+/// enabled — now, not when the token was made.
+pub async fn admit(state: &AppState, claims: Authenticate) -> Result<Principal, ApiError> {
     // A cached user is checked here; otherwise the Directory loads them.
     let verdict = match state.users.admit(&claims) {
         Some(verdict) => verdict,

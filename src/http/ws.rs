@@ -13,22 +13,24 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{authenticate, bearer, AuthUser};
+use super::extract::{admit, authenticate, bearer, claims_of, AuthUser};
+use crate::actors::directory::Authenticate;
 use crate::actors::ws_session::{WsLimits, WsSession};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::identity::Principal;
 
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
 
-/// One-time WebSocket tickets: random, 30 s, consumed on use.
+/// One-time WebSocket tickets: random, 30 s, consumed on use. A ticket holds the claims of the
+/// token it was issued for, checked again when it is redeemed: a sign-out or a new password in
+/// between voids it.
 #[derive(Default)]
 pub struct Tickets {
-    inner: Mutex<HashMap<String, (Principal, Instant)>>,
+    inner: Mutex<HashMap<String, (Authenticate, Instant)>>,
 }
 
 impl Tickets {
-    pub fn issue(&self, who: Principal) -> String {
+    pub fn issue(&self, who: Authenticate) -> String {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let ticket = URL_SAFE_NO_PAD.encode(bytes);
@@ -40,7 +42,7 @@ impl Tickets {
         ticket
     }
 
-    pub fn redeem(&self, ticket: &str) -> Option<Principal> {
+    pub fn redeem(&self, ticket: &str) -> Option<Authenticate> {
         let mut map = self.inner.lock().ok()?;
         let (who, at) = map.remove(ticket)?;
         (at.elapsed() < TICKET_TTL).then_some(who)
@@ -52,9 +54,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ws/ticket", web::post().to(ticket));
 }
 
-async fn ticket(state: web::Data<AppState>, AuthUser(who): AuthUser) -> HttpResponse {
-    let ticket = state.tickets.issue(who);
-    HttpResponse::Created().json(json!({ "ticket": ticket, "expires_in": TICKET_TTL.as_secs() }))
+async fn ticket(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    AuthUser(_): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let token = bearer(&req).ok_or(ApiError::Unauthorized(
+        "Send the access token as a bearer token.",
+    ))?;
+    let ticket = state.tickets.issue(claims_of(&state, &token)?);
+    Ok(HttpResponse::Created()
+        .json(json!({ "ticket": ticket, "expires_in": TICKET_TTL.as_secs() })))
 }
 
 #[derive(Deserialize)]
@@ -96,9 +106,12 @@ async fn connect(
         ));
     }
     let who = match (&query.ticket, bearer(&req)) {
-        (Some(ticket), _) => state.tickets.redeem(ticket).ok_or(ApiError::Unauthorized(
-            "The ticket is unknown, used or expired.",
-        ))?,
+        (Some(ticket), _) => {
+            let claims = state.tickets.redeem(ticket).ok_or(ApiError::Unauthorized(
+                "The ticket is unknown, used or expired.",
+            ))?;
+            admit(&state, claims).await?
+        }
         (None, Some(token)) => authenticate(&state, &token).await?,
         (None, None) => {
             return Err(ApiError::Unauthorized(

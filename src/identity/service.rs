@@ -584,6 +584,7 @@ impl Identity {
         let uid = user_id.clone();
         self.db.run(move |conn| users::delete(conn, &uid)).await?;
         self.forget(&user_id).await;
+        self.close_sockets(&user_id, None, "account deleted");
         if let Err(e) = self
             .directory
             .send(Retire {

@@ -389,6 +389,40 @@ async fn revoked_sessions_close_their_sockets(backend: Backend) {
     assert_eq!(code, Some(4001));
     // A revoked token cannot open a new one.
     assert_eq!(open(&app, "", Some(&t1), None).await.err(), Some(401));
+
+    // Nor can a ticket issued before the sign-out that revoked its session.
+    let (t3, _) = signed_up(&app, "ticket-then-logout@example.org").await;
+    let r = app
+        .send(Method::POST, "/api/v1/ws/ticket", Some(&t3), None)
+        .await;
+    assert_eq!(r.status, 201);
+    let ticket = r.json()["ticket"].as_str().unwrap().to_string();
+    let r = app
+        .send(Method::POST, "/api/v1/auth/logout", Some(&t3), None)
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        open(&app, &format!("?ticket={ticket}"), None, None)
+            .await
+            .err(),
+        Some(401)
+    );
+
+    // Erasing the account closes its sockets too.
+    let (t4, _) = signed_up(&app, "erase-live@example.org").await;
+    let mut s4 = open(&app, "", Some(&t4), None).await.unwrap();
+    next(&mut s4).await.unwrap();
+    let r = app
+        .send(
+            Method::DELETE,
+            "/api/v1/me",
+            Some(&t4),
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let (_, code) = drain(&mut s4).await;
+    assert_eq!(code, Some(4001));
 }
 
 async fn tickets_and_origins(backend: Backend) {

@@ -7,7 +7,7 @@ use crate::identity::Principal;
 
 /// Is this access token's subject still allowed in? Answered from the cache, loading the user
 /// from the database on a miss.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Principal, Rejection>")]
 pub struct Authenticate {
     pub user_id: Uuid,
