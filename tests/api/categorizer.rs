@@ -266,6 +266,24 @@ async fn rules_categorize_new_and_existing_transactions(backend: Backend) {
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     let costa = txn(&app, &t, &a, "-2.50", json!({ "description": "costa" })).await;
     assert_eq!(costa["category_source"], "rule");
+
+    // A rule on `merchant` sees the merchant read from the description when none is given
+    // (the README's own example).
+    let (s, body) = send(&app, Method::POST, "/api/v1/rules", &t, Some(json!({
+        "name": "Beans", "conditions": [{ "field": "merchant", "op": "contains", "value": "starbucks" }],
+        "actions": [{ "type": "add_tags", "tags": ["coffee"] }]
+    }))).await;
+    assert_eq!(s, 201, "{body}");
+    let bucks = txn(
+        &app,
+        &t,
+        &a,
+        "-4.50",
+        json!({ "description": "STARBUCKS STORE 1234 SEATTLE" }),
+    )
+    .await;
+    assert_eq!(bucks["merchant"], "Starbucks", "{bucks}");
+    assert_eq!(bucks["tags"], json!(["coffee"]), "{bucks}");
 }
 
 async fn bad_rules_are_422_with_the_reason(backend: Backend) {

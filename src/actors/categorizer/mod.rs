@@ -71,9 +71,17 @@ impl UserModel {
     }
 
     pub fn categorize(&self, item: &Item) -> Assignment {
+        // With no merchant given, the one read from the description is the merchant: rules on
+        // `merchant` see it, as they do once it is stored (`POST /rules/{id}/apply`).
+        let derived = item
+            .merchant
+            .trim()
+            .is_empty()
+            .then(|| merchant::normalize(&item.description))
+            .flatten();
         let subject = Subject {
             description: &item.description,
-            merchant: &item.merchant,
+            merchant: derived.as_deref().unwrap_or(&item.merchant),
             amount: item.amount,
             exponent: item.exponent,
             account: item.account,
@@ -85,13 +93,7 @@ impl UserModel {
             notes: ruled.notes,
             ..Assignment::default()
         };
-        out.merchant = ruled.merchant.or_else(|| {
-            item.merchant
-                .trim()
-                .is_empty()
-                .then(|| merchant::normalize(&item.description))
-                .flatten()
-        });
+        out.merchant = ruled.merchant.or(derived);
         if item.has_category {
             return out;
         }
