@@ -164,7 +164,6 @@ async fn fill(
             user,
             ImportChunk {
                 account_id: *account_id,
-                assignments: None,
                 rows,
                 source: TxnSource::Demo,
                 import_id: Uuid::now_v7().to_string(),

@@ -22,11 +22,10 @@ use uuid::Uuid;
 
 use super::extract::AuthUser;
 use super::ledger::ask;
-use crate::actors::categorizer::{Categorize, Item};
 use crate::actors::ledger::views::{AccountView, CategoryView, TransactionView};
 use crate::actors::ledger::{
-    AccountCurrencies, ImportChunk, ImportModel, ImportRow, ImportSummary, ListAccounts,
-    ListCategories, ListRates, RateInput, Restore, RestoreSet,
+    AccountCurrencies, ImportChunk, ImportRow, ImportSummary, ListAccounts, ListCategories,
+    ListRates, RateInput, Restore, RestoreSet,
 };
 use crate::app::AppState;
 use crate::domain::export::{write_ledger_journal, JournalAccount, JournalTxn};
@@ -376,43 +375,11 @@ async fn import(
     if rows.is_empty() {
         return Ok(HttpResponse::Ok().json(report));
     }
-    // Every chunk is categorized with the model of the import's start, on the Categorizer's
-    // threads, the next chunk while the Ledger commits this one.
-    let model = ask(&state, who.user_id(), ImportModel).await?;
-    let categorize = |rows: &[ImportRow]| {
-        state.categorizer.send(Categorize {
-            model: model.clone(),
-            items: rows
-                .iter()
-                .map(|r| Item {
-                    description: r.description.clone(),
-                    merchant: r.merchant.clone(),
-                    amount: r.amount,
-                    exponent: currency.exponent(),
-                    account: account_id,
-                    has_category: r.category_id.is_some(),
-                })
-                .collect(),
-        })
-    };
-    let mut chunks: Vec<Vec<ImportRow>> = Vec::new();
     let mut rows = rows.into_iter().map(|(_, r)| r).peekable();
     while rows.peek().is_some() {
-        chunks.push(rows.by_ref().take(CHUNK).collect());
-    }
-    let count = chunks.len();
-    let mut next = chunks.first().map(|c| categorize(c));
-    for index in 0..count {
-        let chunk = std::mem::take(&mut chunks[index]);
+        let chunk: Vec<ImportRow> = rows.by_ref().take(CHUNK).collect();
         let n = chunk.len();
-        let last = index + 1 == count;
-        // (Should the pool have failed, the Ledger categorizes the chunk itself.)
-        let assignments = match next.take() {
-            Some(request) => request.await.ok(),
-            None => None,
-        };
-        // The next chunk's categorizing starts now, before this one is sent to be committed.
-        next = chunks.get(index + 1).map(|c| categorize(c));
+        let last = rows.peek().is_none();
         // The last chunk carries the whole report (as it will be once that chunk is in), to be
         // kept with the Idempotency-Key in the same commit.
         let finished = if last {
@@ -423,7 +390,6 @@ async fn import(
         };
         let message = ImportChunk {
             account_id,
-            assignments,
             rows: chunk,
             source: TxnSource::Import,
             import_id: import_id.clone(),

@@ -489,30 +489,27 @@ impl Handler<PutRates> for Ledger {
 
 impl Handler<ImportChunk> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
-    fn handle(&mut self, mut msg: ImportChunk, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ImportChunk, _ctx: &mut Self::Context) -> Self::Result {
         let uid = self.uid.clone();
-        let mut rows = std::mem::take(&mut msg.rows);
-        let items: Vec<Item> = match msg.assignments {
-            Some(_) => Vec::new(),
-            None => {
-                let exponent = self
-                    .state
-                    .accounts
-                    .get(&msg.account_id)
-                    .map_or(2, |a| a.currency.exponent());
-                rows.iter()
-                    .map(|r| Item {
-                        description: r.description.clone(),
-                        merchant: r.merchant.clone(),
-                        amount: r.amount,
-                        exponent,
-                        account: msg.account_id,
-                        has_category: r.category_id.is_some(),
-                    })
-                    .collect()
-            }
-        };
-        let plan = move |l: &Self, assignments: Vec<Assignment>| {
+        let exponent = self
+            .state
+            .accounts
+            .get(&msg.account_id)
+            .map_or(2, |a| a.currency.exponent());
+        let items = msg
+            .rows
+            .iter()
+            .map(|r| Item {
+                description: r.description.clone(),
+                merchant: r.merchant.clone(),
+                amount: r.amount,
+                exponent,
+                account: msg.account_id,
+                has_category: r.category_id.is_some(),
+            })
+            .collect();
+        let mut rows = msg.rows;
+        self.write_categorized(msg.idempotency, items, move |l, assignments| {
             for (row, a) in rows.iter_mut().zip(&assignments) {
                 if let (None, Some((c, source, confidence))) = (row.category_id, a.category) {
                     row.category_id = Some(c);
@@ -538,12 +535,7 @@ impl Handler<ImportChunk> for Ledger {
                 msg.completed,
                 msg.report,
             )
-        };
-        // Categorized by the importer already (the import's own model, off this thread).
-        if let Some(assignments) = msg.assignments.take() {
-            return self.write(msg.idempotency.take(), move |l| plan(l, assignments));
-        }
-        self.write_categorized(msg.idempotency.take(), items, plan)
+        })
     }
 }
 
@@ -869,14 +861,6 @@ impl Handler<CategoryFamily> for Ledger {
                 .map(|(id, _)| id.to_string()),
         );
         MessageResult(Some(ids))
-    }
-}
-
-impl Handler<ImportModel> for Ledger {
-    type Result = MessageResult<ImportModel>;
-    fn handle(&mut self, _msg: ImportModel, _ctx: &mut Self::Context) -> Self::Result {
-        self.touch();
-        MessageResult(self.state.model.clone())
     }
 }
 

@@ -1,7 +1,5 @@
 //! Messages a user's [`Ledger`](super::Ledger) takes. Writes answer with a [`Reply`] (status and
 //! JSON body, exactly what is stored for an `Idempotency-Key` replay); reads with typed views.
-use std::sync::Arc;
-
 use actix::Message;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -12,7 +10,6 @@ use super::notify::{WebhookInput, WebhookView};
 use super::plans::{GoalInput, RecurringInput};
 use super::reports::{Cashflow, Interval, Summary};
 use super::views::{AccountView, CategoryView};
-use crate::actors::categorizer::{Assignment, UserModel};
 use crate::domain::ledger::{AccountKind, CategoryKind, CategorySource, Rate, TxnSource};
 use crate::domain::notify::{Preferences, PreferencesInput};
 use crate::domain::rules::RuleSpec;
@@ -214,12 +211,9 @@ write_message! {
     /// A chunk of an import into one account; commits with an `import.progress` event (and
     /// `import.completed` with the last chunk).
     // With the last chunk, `report` is the import's whole report, its answer, kept for an
-    // `Idempotency-Key` when there is one. `assignments` (one per row) come with rows the
-    // importer had categorized already, with the model of `ImportModel`; without them the
-    // Ledger has the rows categorized.
+    // `Idempotency-Key` when there is one.
     ImportChunk {
         account_id: Uuid,
-        assignments: Option<Vec<Assignment>>,
         rows: Vec<ImportRow>,
         source: TxnSource,
         import_id: String,
@@ -332,12 +326,6 @@ pub struct ListCategories;
 pub struct CategoryFamily {
     pub id: Uuid,
 }
-
-/// The user's categorization model as it is now: an import categorizes all its rows with the
-/// model of its start, on the Categorizer's threads while earlier chunks commit.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Arc<UserModel>")]
-pub struct ImportModel;
 
 /// Currency of each account (for parsing amount filters).
 #[derive(Debug, Clone, Message)]
