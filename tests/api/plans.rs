@@ -278,6 +278,11 @@ async fn bad_rules_and_goals_are_422(backend: Backend) {
             json!({ "account_id": a, "amount": "-1", "frequency": "monthly", "day_of_month": 32, "start_date": "2026-01-01" }),
             "day_of_month",
         ),
+        (
+            "/api/v1/recurring",
+            json!({ "account_id": a, "amount": "-1", "frequency": "daily", "start_date": "1900-01-01" }),
+            "start_date",
+        ),
         ("/api/v1/goals", json!({ "name": "X" }), "target"),
         (
             "/api/v1/goals",

@@ -175,6 +175,17 @@ impl LedgerState {
         if row.frequency == "monthly" && row.day_of_month.is_none() {
             row.day_of_month = Some(chrono::Datelike::day(&row.next_date) as i32);
         }
+        // Missed occurrences are created when the plan is saved: a start far back would flood
+        // the account (a daily plan from 1900 is 46,000 transactions).
+        if let (Some(_), Some(s)) = (input.next_date, schedule(&row)) {
+            let (past, _) = s.due(row.next_date, row.end_date, self.today(), MAX_CATCH_UP + 1);
+            if past.len() > MAX_CATCH_UP {
+                err(
+                    "start_date",
+                    format!("is so far back that more than {MAX_CATCH_UP} past occurrences would be created at once; choose a later start"),
+                );
+            }
+        }
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));
         }
