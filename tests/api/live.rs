@@ -450,6 +450,14 @@ async fn tickets_and_origins(backend: Backend) {
         open(&app, "?ticket=made-up", None, None).await.err(),
         Some(401)
     );
+    // A frame past the size limit gets a close that says so (1009), not a dropped connection.
+    let mut big = open(&app, "", Some(&t), None).await.unwrap();
+    assert_eq!(next(&mut big).await.unwrap()["type"], "snapshot");
+    big.send(Message::Text("x".repeat(200_000).into()))
+        .await
+        .unwrap();
+    let (_, code) = drain(&mut big).await;
+    assert_eq!(code, Some(1009));
     assert_eq!(open(&app, "", None, None).await.err(), Some(401));
     assert_eq!(
         open(&app, "", Some(&t), Some("https://evil.example"))

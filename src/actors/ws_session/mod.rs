@@ -307,6 +307,21 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "websocket protocol error");
+                // Say why, with RFC 6455's codes, unless the connection itself is gone.
+                let code = match &e {
+                    ws::ProtocolError::Overflow => Some(ws::CloseCode::Size),
+                    ws::ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                        Some(ws::CloseCode::Invalid)
+                    }
+                    ws::ProtocolError::Io(_) => None,
+                    _ => Some(ws::CloseCode::Protocol),
+                };
+                if let Some(code) = code {
+                    ctx.close(Some(ws::CloseReason {
+                        code,
+                        description: Some(e.to_string()),
+                    }));
+                }
                 ctx.stop();
             }
         }
