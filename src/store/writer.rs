@@ -277,6 +277,20 @@ fn checkpoint(conn: &mut DbConn, by: &'static str) -> bool {
     }
 }
 
+/// Run `$body` with `$c` bound to the backend's own connection rather than the `DbConn` enum, for
+/// the statements a commit runs most (every create's row and events, imports' rows). Through
+/// the enum, diesel cannot tell the statement by its type, so it builds the SQL again for every
+/// execution to find its prepared statement: in a profile of a 1M-row import that took more of
+/// the writer's time than SQLite's own work (23 s instead of 40 s with this).
+macro_rules! direct {
+    ($conn:expr, |$c:ident| $body:block) => {
+        match $conn {
+            DbConn::Sqlite($c) => $body,
+            DbConn::Postgres($c) => $body,
+        }
+    };
+}
+
 fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
     for op in ops {
         match op {
@@ -317,33 +331,31 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
                 ))
                 .execute(conn)?;
             }
-            WriteOp::InsertTransactions(rows) => {
+            WriteOp::InsertTransactions(rows) => direct!(conn, |c| {
                 for row in rows {
                     diesel::insert_into(transactions::table)
                         .values(row)
-                        .execute(conn)?;
+                        .execute(c)?;
                 }
-            }
-            WriteOp::UpdateTransaction(row) => {
+            }),
+            WriteOp::UpdateTransaction(row) => direct!(conn, |c| {
                 diesel::update(transactions::table.find(&row.id))
                     .set(row)
-                    .execute(conn)?;
-            }
+                    .execute(c)?;
+            }),
             WriteOp::DeleteTransaction(id) => {
                 diesel::delete(transactions::table.find(id)).execute(conn)?;
             }
-            WriteOp::InsertEvents(rows) => {
+            WriteOp::InsertEvents(rows) => direct!(conn, |c| {
                 for row in rows {
-                    diesel::insert_into(events::table)
-                        .values(row)
-                        .execute(conn)?;
+                    diesel::insert_into(events::table).values(row).execute(c)?;
                 }
-            }
-            WriteOp::InsertIdempotency(row) => {
+            }),
+            WriteOp::InsertIdempotency(row) => direct!(conn, |c| {
                 diesel::insert_into(idempotency_keys::table)
                     .values(row)
-                    .execute(conn)?;
-            }
+                    .execute(c)?;
+            }),
             WriteOp::UpsertRates(rows) => {
                 for row in rows {
                     diesel::delete(exchange_rates::table.find((
@@ -384,11 +396,11 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
                 diesel::delete(budget_alerts::table.find((budget_id, period_start, threshold)))
                     .execute(conn)?;
             }
-            WriteOp::InsertNotification(row) => {
+            WriteOp::InsertNotification(row) => direct!(conn, |c| {
                 diesel::insert_into(notifications::table)
                     .values(row)
-                    .execute(conn)?;
-            }
+                    .execute(c)?;
+            }),
             WriteOp::InsertWebhook(row) => {
                 diesel::insert_into(webhooks::table)
                     .values(row)
@@ -448,13 +460,13 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
             WriteOp::InsertRule(row) => super::rules::insert_rule(conn, row)?,
             WriteOp::UpdateRule(row) => super::rules::update_rule(conn, row)?,
             WriteOp::DeleteRule(id) => super::rules::delete_rule(conn, id)?,
-            WriteOp::UpdateTransactions(rows) => {
+            WriteOp::UpdateTransactions(rows) => direct!(conn, |c| {
                 for row in rows {
                     diesel::update(transactions::table.find(&row.id))
                         .set(row)
-                        .execute(conn)?;
+                        .execute(c)?;
                 }
-            }
+            }),
             WriteOp::UpsertMerchantMemory(rows) => super::rules::upsert_memory(conn, rows)?,
             WriteOp::InjectFailure => {
                 return Err(StoreError::Task("injected commit failure".into()));
