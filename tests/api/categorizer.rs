@@ -356,6 +356,16 @@ async fn bad_rules_are_422_with_the_reason(backend: Backend) {
             "{field}: {problem}"
         );
     }
+    // Rules run from position 0 up.
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/rules",
+            Some(&t),
+            Some(json!({ "name": "first", "position": -1, "conditions": [{ "field": "merchant", "op": "contains", "value": "x" }], "actions": set })),
+        )
+        .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "position");
     // A pathological but valid regex runs in linear time: the request returns promptly.
     let (s, rule) = send(&app, Method::POST, "/api/v1/rules", &t, Some(json!({
         "name": "evil", "conditions": [{ "field": "description", "op": "regex", "value": "^(a+)+$" }], "actions": set

@@ -294,6 +294,11 @@ async fn bad_rules_and_goals_are_422(backend: Backend) {
             json!({ "name": "X", "target": "10", "account_id": "0192f1c4-0000-7000-8000-000000000000" }),
             "account_id",
         ),
+        (
+            "/api/v1/goals",
+            json!({ "name": "X", "target": "10", "currency": "USD", "account_id": a }),
+            "currency",
+        ),
     ];
     for (path, body, field) in cases {
         let (s, reply) = send(&app, Method::POST, path, &t, Some(body.clone())).await;

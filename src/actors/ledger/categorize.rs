@@ -295,6 +295,7 @@ impl LedgerState {
         }
         let id = Uuid::now_v7();
         self.validate_rule(id, &spec)?;
+        check_position(position)?;
         let at = now();
         let position = position
             .unwrap_or_else(|| self.rules.iter().map(|r| r.position + 1).max().unwrap_or(0));
@@ -338,6 +339,7 @@ impl LedgerState {
             spec.stop_processing = s;
         }
         self.validate_rule(id, &spec)?;
+        check_position(patch.position)?;
         let row = rule_row(
             old.id.clone(),
             &old.user_id,
@@ -545,5 +547,16 @@ pub(crate) fn assign(input: &mut NewTransaction, a: &Assignment) {
     }
     if let (Some(n), true) = (&a.notes, input.notes.trim().is_empty()) {
         input.notes = n.clone();
+    }
+}
+
+/// Rules run in ascending `position` from 0.
+fn check_position(position: Option<i64>) -> Result<(), ApiError> {
+    match position {
+        Some(p) if !(0..=1_000_000).contains(&p) => Err(ApiError::validation(
+            "position",
+            "must be between 0 and 1000000 (rules run from 0 up)",
+        )),
+        _ => Ok(()),
     }
 }

@@ -471,8 +471,18 @@ impl LedgerState {
                 None => row.account_id = None,
             }
         }
-        if let (Some(c), None) = (input.currency, &row.account_id) {
-            row.currency = c.code().to_string();
+        match (input.currency, &row.account_id) {
+            (Some(c), None) => row.currency = c.code().to_string(),
+            // A linked goal is in its account's currency: another one is refused, not dropped.
+            (Some(c), Some(_)) if c.code() != row.currency => errors.push(FieldError::new(
+                "currency",
+                format!(
+                    "is {} for a goal linked to an account in {}; leave it out",
+                    c.code(),
+                    row.currency
+                ),
+            )),
+            _ => {}
         }
         let currency =
             Currency::parse(&row.currency).map_err(|m| ApiError::validation("currency", m))?;
