@@ -109,6 +109,8 @@ impl LedgerState {
                 Some(Ok(0)) => err("amount", "must not be zero".into()),
                 Some(Ok(v)) => row.amount = v,
                 Some(Err(e)) => err("amount", e.to_string()),
+                // An account that was named but is not usable has its own error already.
+                None if input.account_id.is_some() => {}
                 None => err("account_id", "is required".into()),
             }
         }
