@@ -284,6 +284,26 @@ async fn rules_categorize_new_and_existing_transactions(backend: Backend) {
     .await;
     assert_eq!(bucks["merchant"], "Starbucks", "{bucks}");
     assert_eq!(bucks["tags"], json!(["coffee"]), "{bucks}");
+
+    // A category a rule sets cannot be deleted from under it: the answer names the rule.
+    let (s, setting) = send(&app, Method::POST, "/api/v1/rules", &t, Some(json!({
+        "name": "Beans shop", "conditions": [{ "field": "merchant", "op": "contains", "value": "beans" }],
+        "actions": [{ "type": "set_category", "category_id": coffee }]
+    }))).await;
+    assert_eq!(s, 201, "{setting}");
+    let coffee_path = format!("/api/v1/categories/{}", coffee.as_str());
+    let r = app.send(Method::DELETE, &coffee_path, Some(&t), None).await;
+    let problem = r.problem(409);
+    let named = format!("rule \"{}\"", setting["name"].as_str().unwrap());
+    assert!(
+        problem["detail"].as_str().unwrap().contains(&named),
+        "{problem}"
+    );
+    let rule_path = format!("/api/v1/rules/{}", setting["id"].as_str().unwrap());
+    let (s, _) = send(&app, Method::DELETE, &rule_path, &t, None).await;
+    assert_eq!(s, 204);
+    let (s, _) = send(&app, Method::DELETE, &coffee_path, &t, None).await;
+    assert_eq!(s, 204);
 }
 
 async fn bad_rules_are_422_with_the_reason(backend: Backend) {

@@ -487,6 +487,28 @@ impl LedgerState {
                 "The category has sub-categories; delete or move them first.".into(),
             ));
         }
+        // Rules and budgets that name it would go on naming nothing, silently.
+        let mut users: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|r| {
+                super::categorize::spec_of(r).is_some_and(|spec| spec.categories().any(|c| c == id))
+            })
+            .map(|r| format!("rule \"{}\"", r.name))
+            .collect();
+        users.extend(
+            self.budgets
+                .values()
+                .filter(|b| b.categories.contains(&id))
+                .map(|b| format!("budget \"{}\"", b.row.name)),
+        );
+        if !users.is_empty() {
+            users.sort();
+            return Err(ApiError::Conflict(format!(
+                "The category is used by {}; change or delete those first.",
+                users.join(", ")
+            )));
+        }
         Ok(Plan {
             ops: vec![
                 WriteOp::UncategorizeTransactions(current.row.id.clone()),
