@@ -89,10 +89,16 @@ pub fn parse_name(raw: &str, max_chars: usize) -> Result<String, String> {
     if name.chars().count() > max_chars {
         return Err(format!("must be at most {max_chars} characters"));
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err("must not contain control characters".into());
     }
     Ok(name.to_string())
+}
+
+/// Unicode's bidirectional embedding, override and isolate marks (U+202A–U+202E, U+2066–U+2069):
+/// invisible, and able to make a text read differently from what it holds ("Trojan Source").
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Free text that may be empty (description, notes): at most `max_chars`, no control characters
@@ -103,7 +109,7 @@ pub fn parse_text(raw: &str, max_chars: usize) -> Result<String, String> {
     }
     if raw
         .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c))
     {
         return Err("must not contain control characters".into());
     }
@@ -243,6 +249,17 @@ mod tests {
 
     fn c(code: &str) -> Currency {
         Currency::parse(code).unwrap()
+    }
+
+    #[test]
+    fn texts_refuse_invisible_direction_marks() {
+        assert!(parse_text("Coffee \u{202E}gnp.exe", 100).is_err());
+        assert!(parse_name("Rent\u{2066}", 100).is_err());
+        assert_eq!(
+            parse_text(" Café, two lines\nok ", 100).unwrap(),
+            "Café, two lines\nok"
+        );
+        assert_eq!(parse_name("مقهى", 100).unwrap(), "مقهى");
     }
 
     #[test]

@@ -78,6 +78,8 @@ async fn patch_me(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeleteMe {
+    /// Also accepted as `current_password`, its name in `POST /me/password`.
+    #[serde(alias = "current_password")]
     password: String,
 }
 

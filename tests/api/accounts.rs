@@ -441,12 +441,13 @@ async fn deleted_account_is_gone(backend: Backend) {
         )
         .await;
     wrong.problem(422);
+    // `current_password`, as POST /me/password calls it, is taken too.
     let r = app
         .send(
             Method::DELETE,
             "/api/v1/me",
             Some(&access),
-            Some(json!({ "password": PASSWORD })),
+            Some(json!({ "current_password": PASSWORD })),
         )
         .await;
     assert_eq!(r.status, 204);
