@@ -97,7 +97,7 @@ pub fn parse_name(raw: &str, max_chars: usize) -> Result<String, String> {
 
 /// Unicode's bidirectional embedding, override and isolate marks (U+202A–U+202E, U+2066–U+2069):
 /// invisible, and able to make a text read differently from what it holds ("Trojan Source").
-fn is_bidi_control(c: char) -> bool {
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

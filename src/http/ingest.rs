@@ -213,10 +213,18 @@ async fn ingest(
         .as_deref()
         .map(|m| merchant::normalize(m).unwrap_or_else(|| m.trim().to_string()))
         .unwrap_or_default();
-    let description = match &parsed.merchant {
+    // The message's own text may hold control characters the API refuses in a description
+    // the client writes; here they become spaces.
+    let description: String = match &parsed.merchant {
         Some(m) => m.chars().take(500).collect(),
         None => text.chars().take(120).collect(),
     };
+    let visible = |t: &str| -> String {
+        t.chars()
+            .filter(|c| !crate::domain::ledger::is_bidi_control(*c))
+            .collect()
+    };
+    let description = visible(&crate::domain::import::tidy(&description).unwrap_or_default());
     let notes = parsed
         .reference
         .as_ref()
@@ -228,7 +236,7 @@ async fn ingest(
         date: parsed.date.filter(|d| *d <= day).unwrap_or(day),
         occurred_at: body.received_at,
         description,
-        merchant: merchant_name.chars().take(200).collect(),
+        merchant: visible(&merchant_name).chars().take(200).collect(),
         category_id: None,
         category_source: None,
         confidence: None,

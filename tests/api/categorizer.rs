@@ -671,4 +671,18 @@ async fn bank_messages_become_one_transaction_each(backend: Backend) {
         )
         .await;
     assert_eq!(r.problem(422)["errors"][0]["field"], "text");
+    // Control characters and direction marks in a message do not make it a 422 on a field the
+    // client never sent: the transaction is made without them.
+    let odd = "Sent Rs.12.00\u{0}\nFrom HDFC Bank A/C *1234\nTo CHAI\u{202E} POINT\nOn 04/11/25\nRef 530712345679";
+    let (s, made) = send(
+        &app,
+        Method::POST,
+        "/api/v1/ingest/messages",
+        &t,
+        Some(json!({ "text": odd })),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let tx = made["transaction"].to_string();
+    assert!(!tx.contains("\\u0000") && !tx.contains('\u{202E}'), "{tx}");
 }
