@@ -97,6 +97,7 @@ fn main() {
             exponent: 2,
             account: Uuid::nil(),
             has_category: false,
+            merchant_in_description: true,
         })
         .collect();
     rate("transactions categorized", || {

@@ -685,4 +685,19 @@ async fn bank_messages_become_one_transaction_each(backend: Backend) {
     assert_eq!(s, 201, "{made}");
     let tx = made["transaction"].to_string();
     assert!(!tx.contains("\\u0000") && !tx.contains('\u{202E}'), "{tx}");
+    // A message that names no payee keeps its text as the description, and no merchant is
+    // made up from it.
+    let plain = "Rs 1,500.00 credited to your a/c XX1234 on 05/11/25.";
+    let (s, made) = send(
+        &app,
+        Method::POST,
+        "/api/v1/ingest/messages",
+        &t,
+        Some(json!({ "text": plain })),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(made["parsed"]["merchant"], Value::Null, "{made}");
+    assert_eq!(made["transaction"]["merchant"], "", "{made}");
+    assert_eq!(made["transaction"]["description"], plain, "{made}");
 }

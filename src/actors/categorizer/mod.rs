@@ -41,6 +41,10 @@ pub struct Item {
     pub account: Uuid,
     /// The client already chose a category: only the rules' other actions apply.
     pub has_category: bool,
+    /// With no merchant given, whether the description names one (a typed or imported
+    /// transaction's does; a bank message's whole text, kept when no payee was found in it,
+    /// does not).
+    pub merchant_in_description: bool,
 }
 
 /// What the categorizer decided for one transaction.
@@ -73,10 +77,7 @@ impl UserModel {
     pub fn categorize(&self, item: &Item) -> Assignment {
         // With no merchant given, the one read from the description is the merchant: rules on
         // `merchant` see it, as they do once it is stored (`POST /rules/{id}/apply`).
-        let derived = item
-            .merchant
-            .trim()
-            .is_empty()
+        let derived = (item.merchant_in_description && item.merchant.trim().is_empty())
             .then(|| merchant::normalize(&item.description))
             .flatten();
         let subject = Subject {

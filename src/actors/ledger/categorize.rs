@@ -14,7 +14,7 @@ use super::views::TransactionView;
 use super::{Effect, LedgerState, NewTransaction};
 use crate::actors::categorizer::{memory_key, Assignment, Item, UserModel};
 use crate::domain::classifier::features;
-use crate::domain::ledger::{parse_tags, CategorySource};
+use crate::domain::ledger::{parse_tags, CategorySource, TxnSource};
 use crate::domain::money::parse_minor;
 use crate::domain::rules::{ActionSpec, ConditionSpec, MatchMode, Rule, RuleSpec};
 use crate::error::{ApiError, FieldError};
@@ -97,6 +97,7 @@ pub(crate) fn item_of(row: &TransactionRow, has_category: bool) -> Option<Item> 
         exponent: exponent(&row.currency),
         account: row.account_id.parse().ok()?,
         has_category,
+        merchant_in_description: row.source != TxnSource::Sms.as_str(),
     })
 }
 
@@ -200,6 +201,7 @@ impl LedgerState {
             exponent: account.currency.exponent(),
             account: input.account_id,
             has_category: input.category_id.is_some(),
+            merchant_in_description: input.source != TxnSource::Sms,
         })
     }
 

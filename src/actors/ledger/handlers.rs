@@ -506,6 +506,7 @@ impl Handler<ImportChunk> for Ledger {
                 exponent,
                 account: msg.account_id,
                 has_category: r.category_id.is_some(),
+                merchant_in_description: true,
             })
             .collect();
         let mut rows = msg.rows;
