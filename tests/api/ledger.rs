@@ -1136,6 +1136,13 @@ async fn reports_convert_to_the_base_currency(backend: Backend) {
     assert_eq!(rates["items"].as_array().unwrap().len(), 2);
 }
 
+/// A 422 body whose first error names `field` and says `says`.
+fn refused(body: &Value, field: &str, says: &str) {
+    assert_eq!(body["errors"][0]["field"], field, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{body}");
+}
+
 /// Amounts and balances stay within ±(10^15 − 1) minor units, so no sum can overflow; a ledger
 /// holding older data beyond that still starts and can be mended.
 async fn amounts_and_balances_have_a_limit(backend: Backend) {
@@ -1144,11 +1151,6 @@ async fn amounts_and_balances_have_a_limit(backend: Backend) {
     };
     let t = user(&app, "limits@example.org").await;
     let eur = account(&app, &t, "Big", "EUR", "0").await;
-    let refused = |body: &Value, field: &str, says: &str| {
-        assert_eq!(body["errors"][0]["field"], field, "{body}");
-        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-        assert!(message.contains(says), "{body}");
-    };
     let post = |amount: &'static str| {
         let (app, t, eur) = (&app, &t, &eur);
         async move {
@@ -1285,14 +1287,7 @@ async fn dates_have_four_digit_years(backend: Backend) {
         )
         .await;
         assert_eq!(s, 422, "{bad}: {body}");
-        assert_eq!(body["errors"][0]["field"], "date", "{body}");
-        assert!(
-            body["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("YYYY-MM-DD"),
-            "{body}"
-        );
+        refused(&body, "date", "YYYY-MM-DD");
     }
     let (s, body) = send(
         &app,
@@ -1341,14 +1336,7 @@ async fn nulls_in_patches_are_refused(backend: Backend) {
         )
         .await;
         assert_eq!(s, 422, "{field}: {body}");
-        assert_eq!(body["errors"][0]["field"], field, "{body}");
-        assert!(
-            body["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("null"),
-            "{body}"
-        );
+        refused(&body, field, "null");
     }
     let (s, body) = send(
         &app,
