@@ -1136,6 +1136,25 @@ async fn reports_convert_to_the_base_currency(backend: Backend) {
     assert_eq!(rates["items"].as_array().unwrap().len(), 2);
 }
 
+/// Import `rows` (date, amount, description) as CSV into `account`, where the first row must
+/// fail (file line 2) and the second be created; the report.
+async fn second_row_only(app: &TestApp, t: &str, account: &str, rows: &str) -> Value {
+    let mapping = enc(r#"{"date":"Date","amount":"Amount","description":"Description"}"#);
+    let csv = format!("Date,Amount,Description\n{rows}");
+    let (s, report) = upload(
+        app,
+        t,
+        &format!("format=csv&account_id={account}&mapping={mapping}"),
+        csv.into_bytes(),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["created"], 1, "{report}");
+    assert_eq!(report["failed"][0]["line"], 2, "{report}");
+    report
+}
+
 /// A 422 body whose first error names `field` and says `says`.
 fn refused(body: &Value, field: &str, says: &str) {
     assert_eq!(body["errors"][0]["field"], field, "{body}");
@@ -1200,20 +1219,13 @@ async fn amounts_and_balances_have_a_limit(backend: Backend) {
     assert_eq!(s, 422, "{body}");
     refused(&body, "opening_balance", "balance");
     // An imported row beyond the limit fails alone.
-    let mapping = enc(r#"{"date":"Date","amount":"Amount","description":"Description"}"#);
-    let csv =
-        "Date,Amount,Description\n2026-11-03,-20000000000000.00,too big\n2026-11-03,-5.00,fine\n";
-    let (s, report) = upload(
+    let report = second_row_only(
         &app,
         &t,
-        &format!("format=csv&account_id={eur}&mapping={mapping}"),
-        csv.into(),
-        "text/csv",
+        &eur,
+        "2026-11-03,-20000000000000.00,too big\n2026-11-03,-5.00,fine\n",
     )
     .await;
-    assert_eq!(s, 200, "{report}");
-    assert_eq!(report["created"], 1, "{report}");
-    assert_eq!(report["failed"][0]["line"], 2, "{report}");
     assert!(
         report["failed"][0]["reason"]
             .as_str()
@@ -1300,19 +1312,13 @@ async fn dates_have_four_digit_years(backend: Backend) {
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "opening_date", "{body}");
     // A file's two-digit year fails its row, the others are imported.
-    let mapping = enc(r#"{"date":"Date","amount":"Amount","description":"Description"}"#);
-    let csv = "Date,Amount,Description\n26-11-03,-2.00,short year\n2026-11-03,-5.00,fine\n";
-    let (s, report) = upload(
+    second_row_only(
         &app,
         &t,
-        &format!("format=csv&account_id={eur}&mapping={mapping}"),
-        csv.into(),
-        "text/csv",
+        &eur,
+        "26-11-03,-2.00,short year\n2026-11-03,-5.00,fine\n",
     )
     .await;
-    assert_eq!(s, 200, "{report}");
-    assert_eq!(report["created"], 1, "{report}");
-    assert_eq!(report["failed"][0]["line"], 2, "{report}");
     assert_eq!(balance(&app, &t, &eur).await, "-5.00");
 }
 
