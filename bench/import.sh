@@ -44,11 +44,7 @@ def call(conn, method, path, body=None, token=None, ctype="application/json"):
     conn.request(method, path, body=body, headers=headers)
     r = conn.getresponse(); data = r.read()
     return r.status, data
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-s, b = call(c, "POST", "/api/v1/auth/register", json.dumps({"email": "bench@example.org", "password": "bench password", "base_currency": "EUR"}))
-token = json.loads(b)["access_token"]
-s, b = call(c, "POST", "/api/v1/accounts", json.dumps({"name": "Main", "kind": "checking", "currency": "EUR"}), token)
-account = json.loads(b)["id"]
+# The file first: generating it takes seconds, longer than the server keeps an idle connection.
 rnd = random.Random(42)
 cats = ["Groceries", "Restaurants", "Coffee", "Fuel", "Rent", "Salary", "Utilities", "Clothing"]
 lines = ["Date,Amount,Description,Payee,Category"]
@@ -58,6 +54,11 @@ for i in range(rows):
     amt = f"-{cents // 100}.{cents % 100:02d}" if i % 10 else f"{cents // 10}.{cents % 100:02d}"
     lines.append(f"{d},{amt},Card payment {i},Shop {i % 500},{cats[i % len(cats)]}")
 body = ("\n".join(lines) + "\n").encode()
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+s, b = call(c, "POST", "/api/v1/auth/register", json.dumps({"email": "bench@example.org", "password": "bench password", "base_currency": "EUR"}))
+token = json.loads(b)["access_token"]
+s, b = call(c, "POST", "/api/v1/accounts", json.dumps({"name": "Main", "kind": "checking", "currency": "EUR"}), token)
+account = json.loads(b)["id"]
 mapping = urllib.parse.quote(json.dumps({"date": "Date", "amount": "Amount", "description": "Description", "payee": "Payee", "category": "Category"}))
 t0 = time.perf_counter()
 s, b = call(c, "POST", f"/api/v1/imports?format=csv&account_id={account}&mapping={mapping}", body, token, "text/csv")

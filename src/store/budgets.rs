@@ -36,7 +36,8 @@ pub struct AlertRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = notifications)]
+// `None` is NULL: one statement whatever is set (see `TransactionRow`).
+#[diesel(table_name = notifications, treat_none_as_default_value = false)]
 pub struct NotificationRow {
     pub id: String,
     pub user_id: String,

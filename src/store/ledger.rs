@@ -42,7 +42,14 @@ pub struct CategoryRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = transactions, treat_none_as_null = true)]
+// `None` is written as NULL (no column here has another default), so an insert is one statement
+// diesel prepares once and finds by its type: with the default (`None` = DEFAULT) the SQL depends
+// on which fields are set, and diesel built it again for every row to look it up.
+#[diesel(
+    table_name = transactions,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub struct TransactionRow {
     pub id: String,
     pub user_id: String,

@@ -14,6 +14,7 @@ use ledgerline::domain::Currency;
 
 on_both_backends!(
     csv_import_previews_dedups_and_reports,
+    a_long_import_keeps_every_row_and_field,
     ofx_and_qif_imports,
     bad_imports_are_clear_4xx,
     ledger_export_balances_match_hledger,
@@ -193,6 +194,125 @@ async fn csv_import_previews_dedups_and_reports(backend: Backend) {
     let (s, _, other) = post("Datum;Betrag;Text\n01.10.2026;-1,00;x\n").await;
     assert_eq!(s, 422, "{other}");
     assert_eq!(other["errors"][0]["field"], "Idempotency-Key", "{other}");
+}
+
+/// A file long enough for several multi-row INSERT statements and a remainder, whose rows mix
+/// set and unset optional fields: every row arrives with its own fields, in date order, with
+/// blanks trimmed and categories matched by name whatever their case.
+async fn a_long_import_keeps_every_row_and_field(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = user(&app, "long@example.org").await;
+    let a = account(&app, &t, "Giro", "EUR", "0").await;
+    let mut csv = String::from("Date,Amount,Description,Payee,Category,Notes,Ref\n");
+    let mut total = 0i64;
+    for i in 0..100i64 {
+        // Dates run backwards through the file: the import writes them in date order.
+        let day = 28 - i % 28;
+        let cents = -(100 + i * 7);
+        total += cents;
+        let category = ["Groceries", " coffee ", "", "RENT"][(i % 4) as usize];
+        let notes = if i % 3 == 0 {
+            format!("note {i}")
+        } else {
+            String::new()
+        };
+        let reference = if i % 5 == 0 {
+            format!("REF-{i}")
+        } else {
+            String::new()
+        };
+        csv.push_str(&format!(
+            "2026-10-{day:02},{}.{:02},  Row {i}  ,Shop {},{category},{notes},{reference}\n",
+            cents / 100,
+            (-cents) % 100,
+            i % 7
+        ));
+    }
+    let mapping = json!({
+        "date": "Date", "amount": "Amount", "description": "Description", "payee": "Payee",
+        "category": "Category", "notes": "Notes", "external_id": "Ref"
+    })
+    .to_string();
+    let q = format!("format=csv&account_id={a}&mapping={}", enc(&mapping));
+    let (s, report) = upload(&app, &t, &q, csv.clone().into_bytes(), "text/csv").await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["created"], 100, "{report}");
+    let (_, acct) = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/accounts/{a}"),
+        &t,
+        None,
+    )
+    .await;
+    let expected = format!("-{}.{:02}", -total / 100, -total % 100);
+    assert_eq!(acct["balance"], expected.as_str());
+
+    let (_, list) = send(
+        &app,
+        Method::GET,
+        "/api/v1/transactions?limit=200",
+        &t,
+        None,
+    )
+    .await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 100);
+    let (_, cats) = send(&app, Method::GET, "/api/v1/categories", &t, None).await;
+    let category_named = |name: &str| {
+        cats.as_array()
+            .or_else(|| cats["items"].as_array())
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .map(|c| c["id"].clone())
+            .unwrap()
+    };
+    for i in 0..100i64 {
+        let row = items
+            .iter()
+            .find(|r| r["description"] == format!("Row {i}").as_str())
+            .unwrap_or_else(|| panic!("row {i} is missing (or its blanks were kept)"));
+        let cents = 100 + i * 7;
+        assert_eq!(
+            row["amount"],
+            format!("-{}.{:02}", cents / 100, cents % 100).as_str()
+        );
+        assert_eq!(row["date"], format!("2026-10-{:02}", 28 - i % 28).as_str());
+        assert_eq!(row["merchant"], format!("Shop {}", i % 7).as_str());
+        let notes = if i % 3 == 0 {
+            format!("note {i}")
+        } else {
+            String::new()
+        };
+        assert_eq!(row["notes"], notes.as_str(), "row {i}");
+        match i % 4 {
+            0 => assert_eq!(row["category_id"], category_named("Groceries"), "row {i}"),
+            1 => assert_eq!(row["category_id"], category_named("Coffee"), "row {i}"),
+            3 => assert_eq!(row["category_id"], category_named("Rent"), "row {i}"),
+            _ => {}
+        }
+    }
+    // Newest first: the listing's dates never go up.
+    let dates: Vec<&str> = items.iter().map(|r| r["date"].as_str().unwrap()).collect();
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "{dates:?}");
+
+    // The same file again adds nothing: rows with a reference and rows without are known.
+    let (s, again) = upload(&app, &t, &q, csv.into_bytes(), "text/csv").await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(
+        (
+            again["created"].as_u64(),
+            again["skipped_duplicates"].as_u64()
+        ),
+        (Some(0), Some(100))
+    );
 }
 
 const OFX: &str = "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>USD\n\

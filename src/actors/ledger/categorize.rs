@@ -214,7 +214,10 @@ impl LedgerState {
     ) -> (Vec<Effect>, Option<WriteOp>) {
         let at = now();
         let mut effects = Vec::new();
-        let mut memory: HashMap<String, MemoryRow> = HashMap::new();
+        // Merchant key → the category it was last given. An import names a few hundred
+        // merchants a million times: each text's key is worked out once.
+        let mut memory: HashMap<String, Uuid> = HashMap::new();
+        let mut keys: HashMap<&str, Option<String>> = HashMap::new();
         for row in rows {
             if row.category_source != CategorySource::User.as_str() || row.transfer_id.is_some() {
                 continue;
@@ -226,28 +229,54 @@ impl LedgerState {
             else {
                 continue;
             };
-            let Some(item) = item_of(row, true) else {
+            let Ok(_account) = row.account_id.parse::<Uuid>() else {
                 continue;
             };
-            if let Some(key) = memory_key(&item.description, &item.merchant) {
-                memory.insert(
-                    key.clone(),
-                    MemoryRow {
-                        user_id: user_id.to_string(),
-                        merchant_key: key,
-                        category_id: category.to_string(),
-                        updated_at: at,
-                    },
-                );
+            let text = if row.merchant.trim().is_empty() {
+                row.description.as_str()
+            } else {
+                row.merchant.as_str()
+            };
+            let key = match keys.get(text) {
+                Some(key) => key.clone(),
+                None => {
+                    let key = memory_key(&row.description, &row.merchant);
+                    // Bounded: descriptions without a merchant can all differ.
+                    if keys.len() < 10_000 {
+                        keys.insert(text, key.clone());
+                    }
+                    key
+                }
+            };
+            if let Some(key) = key {
+                match memory.get_mut(&key) {
+                    Some(known) => *known = category,
+                    None => {
+                        memory.insert(key, category);
+                    }
+                }
             }
             // The classifier is rebuilt from the 5,000 most recent labels at start; a big
             // import teaches it no more than that either (memory takes every merchant).
             if effects.len() < crate::store::rules::LABELS_LOADED as usize {
-                effects.push(Effect::Learn(Box::new((item, category))));
+                if let Some(item) = item_of(row, true) {
+                    effects.push(Effect::Learn(Box::new((item, category))));
+                }
             }
         }
-        let op = (!memory.is_empty())
-            .then(|| WriteOp::UpsertMerchantMemory(memory.into_values().collect()));
+        let op = (!memory.is_empty()).then(|| {
+            WriteOp::UpsertMerchantMemory(
+                memory
+                    .into_iter()
+                    .map(|(merchant_key, category)| MemoryRow {
+                        user_id: user_id.to_string(),
+                        merchant_key,
+                        category_id: category.to_string(),
+                        updated_at: at,
+                    })
+                    .collect(),
+            )
+        });
         (effects, op)
     }
 

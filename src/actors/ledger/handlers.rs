@@ -134,11 +134,14 @@ impl Ledger {
         let writer = self.writer.clone();
         let uid = self.uid.clone();
         let published = envelopes.len() as i64;
+        let sent = std::time::Instant::now();
         Box::pin(
             async move { writer.commit(&uid, ops).await }
                 .into_actor(self)
                 .map(move |result, act, ctx| match result {
                     Ok(()) => {
+                        let written = sent.elapsed();
+                        let effect_count = effects.len();
                         act.state.last_seq += published;
                         let mut reload = false;
                         let mut budgets_moved = false;
@@ -173,6 +176,12 @@ impl Ledger {
                             act.remember(key.key, key.fingerprint, reply.clone());
                         }
                         act.publish(frames);
+                        tracing::trace!(
+                            effects = effect_count,
+                            write_us = written.as_micros() as u64,
+                            apply_us = (sent.elapsed() - written).as_micros() as u64,
+                            "committed"
+                        );
                         if outbox {
                             if let Some(n) = &act.notifier {
                                 n.do_send(Nudge);
@@ -254,13 +263,22 @@ impl Ledger {
             model: self.state.model.clone(),
             items,
         };
+        let asked = std::time::Instant::now();
         AtomicResponse::new(Box::pin(async move { pool.send(request).await }.into_actor(self).then(
             move |answer, act, _ctx| {
+                let categorized = asked.elapsed();
                 let assignments = answer.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "categorizer pool unavailable; leaving transactions uncategorized");
                     vec![Assignment::default(); count]
                 });
-                match plan(act, assignments) {
+                let planned = plan(act, assignments);
+                tracing::debug!(
+                    items = count,
+                    categorize_ms = categorized.as_millis() as u64,
+                    plan_ms = (asked.elapsed() - categorized).as_millis() as u64,
+                    "categorized a batch"
+                );
+                match planned {
                     Ok(plan) => act.commit(plan, idempotency),
                     Err(e) => Box::pin(fut::ready(Err(e))),
                 }

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -114,6 +114,11 @@ impl ImportedRow {
     /// decimal integer, an absent payee as the empty string). `\` and `|` inside the fields are
     /// escaped with a backslash so different rows can never produce the same input.
     pub fn content_hash(&self, account_id: &str) -> String {
+        hex(&self.content_digest(account_id))
+    }
+
+    /// The SHA-256 that [`ImportedRow::content_hash`] writes in hex.
+    pub fn content_digest(&self, account_id: &str) -> [u8; 32] {
         fn field(hasher: &mut Sha256, text: &str) {
             if text.bytes().any(|b| b == b'|' || b == b'\\') {
                 let mut escaped = String::with_capacity(text.len() + 4);
@@ -130,22 +135,27 @@ impl ImportedRow {
         }
         let mut hasher = Sha256::new();
         field(&mut hasher, account_id);
-        hasher.update(b"|");
-        hasher.update(self.date.format("%Y-%m-%d").to_string().as_bytes());
-        hasher.update(b"|");
-        hasher.update(self.amount_minor.to_string().as_bytes());
-        hasher.update(b"|");
+        // `YYYY-MM-DD`, as `%Y-%m-%d` writes it, without a format string to interpret.
+        let (y, m, d) = (self.date.year(), self.date.month(), self.date.day());
+        let mut text = String::with_capacity(40);
+        let _ = write!(text, "|{y:04}-{m:02}-{d:02}|{}|", self.amount_minor);
+        hasher.update(text.as_bytes());
         field(&mut hasher, &self.description);
         hasher.update(b"|");
         field(&mut hasher, self.payee.as_deref().unwrap_or(""));
-        let digest = hasher.finalize();
-        let mut hex = String::with_capacity(64);
-        for byte in digest {
-            // Writing to a String cannot fail.
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
+        hasher.finalize().into()
     }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
