@@ -337,18 +337,22 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
                 // Imports: INSERT_BATCH rows per statement. A fixed-size array keeps it one
                 // statement diesel prepares once (a slice of any length would be prepared anew
                 // each time: measured slower than row by row).
-                let mut batches = rows.chunks_exact(INSERT_BATCH);
-                for batch in &mut batches {
-                    if let Ok(batch) = <&[TransactionRow; INSERT_BATCH]>::try_from(batch) {
-                        diesel::insert_into(transactions::table)
-                            .values(batch)
-                            .execute(c)?;
+                for batch in rows.chunks(INSERT_BATCH) {
+                    match <&[TransactionRow; INSERT_BATCH]>::try_from(batch) {
+                        Ok(full) => {
+                            diesel::insert_into(transactions::table)
+                                .values(full)
+                                .execute(c)?;
+                        }
+                        // The last, shorter batch (and every single create): row by row.
+                        Err(_) => {
+                            for row in batch {
+                                diesel::insert_into(transactions::table)
+                                    .values(row)
+                                    .execute(c)?;
+                            }
+                        }
                     }
-                }
-                for row in batches.remainder() {
-                    diesel::insert_into(transactions::table)
-                        .values(row)
-                        .execute(c)?;
                 }
             }),
             WriteOp::UpdateTransaction(row) => direct!(conn, |c| {
