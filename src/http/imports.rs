@@ -474,7 +474,7 @@ fn check_rows(
                 let n = occurrences.entry(half).or_insert(0);
                 *n += 1;
                 // Dated keys sort like the rows, so the unique index grows at its end.
-                format!("h:{}:{}#{n}", row.date, crate::domain::import::hex(&half))
+                format!("h:{}:{}#{n}", row.date, hex::encode(half))
             }
         };
         if existing.contains(&key) {

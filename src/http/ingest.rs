@@ -48,8 +48,7 @@ struct MessageBody {
 fn message_key(text: &str) -> String {
     let normalized: Vec<&str> = text.split_whitespace().collect();
     let digest = Sha256::digest(normalized.join(" ").as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("msg:{hex}")
+    format!("msg:{}", hex::encode(&digest[..16]))
 }
 
 /// Whether an account's `number_hint` names the digits in a message (one ends with the other,

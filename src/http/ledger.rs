@@ -98,11 +98,7 @@ pub fn idempotency_key(
     );
     hasher.update(b"\n");
     hasher.update(bytes);
-    let fingerprint = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let fingerprint = hex::encode(hasher.finalize());
     Ok(Some(IdempotencyKey {
         key: key.to_string(),
         fingerprint,

@@ -202,7 +202,7 @@ pub fn new_refresh_token() -> (String, String) {
 /// SHA-256 of a refresh token as hex: a fast hash is right here, the input has 256 bits of entropy.
 pub fn hash_refresh_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 #[cfg(test)]

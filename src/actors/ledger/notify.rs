@@ -83,8 +83,7 @@ pub struct WebhookInput {
 fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("whsec_{hex}")
+    format!("whsec_{}", hex::encode(bytes))
 }
 
 fn check_types(types: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {

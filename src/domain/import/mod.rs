@@ -114,7 +114,7 @@ impl ImportedRow {
     /// decimal integer, an absent payee as the empty string). `\` and `|` inside the fields are
     /// escaped with a backslash so different rows can never produce the same input.
     pub fn content_hash(&self, account_id: &str) -> String {
-        hex(&self.content_digest(account_id))
+        hex::encode(self.content_digest(account_id))
     }
 
     /// The SHA-256 that [`ImportedRow::content_hash`] writes in hex.
@@ -145,17 +145,6 @@ impl ImportedRow {
         field(&mut hasher, self.payee.as_deref().unwrap_or(""));
         hasher.finalize().into()
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
