@@ -543,43 +543,48 @@ mod tests {
     #[actix_web::test]
     async fn the_writer_keeps_the_wal_from_growing() {
         let page = 4096 + 24;
+        let commits = 300;
+        let grown = wal_size_after_commits(
+            Checkpoints {
+                background: None,
+                writer: Duration::from_secs(3600),
+            },
+            commits,
+        )
+        .await;
+        assert!(
+            grown >= commits as u64 * page,
+            "WAL of {grown} bytes: the control did not grow"
+        );
         let reused = wal_size_after_commits(
             Checkpoints {
                 background: None,
                 writer: Duration::ZERO,
             },
-            300,
+            commits,
         )
         .await;
         assert!(
             reused <= 16 * page,
             "WAL of {reused} bytes: it did not start over"
         );
-        // With a background checkpointer running all the time as well (the writer's own then
-        // often finds it busy).
+        // With a background checkpointer running all the time as well, the writer's own often
+        // finds it busy and skips its turn; while the checkpointer thread waits for a core a few
+        // commits go by without a completed checkpoint (28 pages were seen on a loaded 2-core CI
+        // machine). What must hold is that the WAL starts over rather than growing with the
+        // commits: it stays a small fraction of what the same commits grow it to without.
         let alongside = wal_size_after_commits(
             Checkpoints {
                 background: Some(Duration::from_millis(1)),
                 writer: Duration::ZERO,
             },
-            300,
+            commits,
         )
         .await;
         assert!(
-            alongside <= 16 * page,
-            "WAL of {alongside} bytes next to a background checkpointer"
-        );
-        let grown = wal_size_after_commits(
-            Checkpoints {
-                background: None,
-                writer: Duration::from_secs(3600),
-            },
-            300,
-        )
-        .await;
-        assert!(
-            grown >= 300 * page,
-            "WAL of {grown} bytes: the control did not grow"
+            alongside <= grown / 4,
+            "WAL of {alongside} bytes next to a background checkpointer, \
+             against {grown} bytes with no checkpoints"
         );
     }
 }
