@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-ENV=("LEDGERLINE_DATA_DIR=$DATA_DIR" "LEDGERLINE_LISTEN=127.0.0.1:$PORT" "LEDGERLINE_LOG_LEVEL=${BENCH_LOG:-warn}")
+ENV=("LEDGERLINE_DATA_DIR=$DATA_DIR" "LEDGERLINE_LISTEN=127.0.0.1:$PORT" "LEDGERLINE_RATE_LIMIT_API_PER_USER=1000000/1s" "LEDGERLINE_LOG_LEVEL=${BENCH_LOG:-warn}")
 if [[ -n "$POSTGRES_URL" ]]; then
     DB_NAME="ledgerline_import_$$"
     psql "$POSTGRES_URL" -qc "CREATE DATABASE \"$DB_NAME\"" >&2

@@ -84,6 +84,8 @@ pub struct Config {
     pub rate_limit_login_per_account: RateLimit,
     pub rate_limit_register_per_ip: RateLimit,
     pub rate_limit_refresh_per_ip: RateLimit,
+    /// Every authenticated API request, per user (a runaway client cannot starve the others).
+    pub rate_limit_api_per_user: RateLimit,
     /// Browser origins allowed to open WebSockets (e.g. `https://app.example.org`); requests
     /// without an Origin (native apps) and same-origin requests are always allowed.
     pub ws_allowed_origins: Vec<String>,
@@ -164,6 +166,7 @@ impl Default for Config {
             rate_limit_login_per_account: RateLimit::new(50, Duration::from_secs(15 * 60)),
             rate_limit_register_per_ip: RateLimit::new(10, Duration::from_secs(3600)),
             rate_limit_refresh_per_ip: RateLimit::new(120, Duration::from_secs(60)),
+            rate_limit_api_per_user: RateLimit::new(1200, Duration::from_secs(60)),
             ws_allowed_origins: Vec::new(),
             ws_queue: 1024,
             ws_heartbeat: Duration::from_secs(15),
@@ -335,6 +338,7 @@ pub struct Settings {
     pub rate_limit_login_per_account: RateLimit,
     pub rate_limit_register_per_ip: RateLimit,
     pub rate_limit_refresh_per_ip: RateLimit,
+    pub rate_limit_api_per_user: RateLimit,
     pub ws_allowed_origins: Vec<String>,
     pub ws_queue: usize,
     pub ws_heartbeat: Duration,
@@ -532,6 +536,7 @@ impl Config {
             rate_limit_login_per_account: self.rate_limit_login_per_account,
             rate_limit_register_per_ip: self.rate_limit_register_per_ip,
             rate_limit_refresh_per_ip: self.rate_limit_refresh_per_ip,
+            rate_limit_api_per_user: self.rate_limit_api_per_user,
             ws_allowed_origins: self.ws_allowed_origins.clone(),
             ws_queue: self.ws_queue,
             ws_heartbeat: self.ws_heartbeat,

@@ -111,7 +111,7 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType(m) => m.clone(),
             ApiError::TooManyRequests { retry_after } => format!(
-                "Too many attempts; try again in {} seconds.",
+                "Too many requests; try again in {} seconds.",
                 retry_after_secs(*retry_after)
             ),
             ApiError::Internal(_) => String::new(),

@@ -25,10 +25,12 @@ impl Day {
             && b.iter()
                 .enumerate()
                 .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-        let date = shaped
-            .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
-            .flatten()
-            .ok_or_else(|| format!("must be {EXPECTED}"))?;
+        if !shaped {
+            return Err(format!("must be {EXPECTED}"));
+        }
+        // Written right, but 2026-02-30 or month 13 is no day at all: say so, not "the format".
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| format!("{text} is not a day of the calendar"))?;
         check(date)?;
         Ok(Day(date))
     }
@@ -93,6 +95,12 @@ mod tests {
             "",
         ] {
             assert!(Day::parse(bad).is_err(), "{bad}");
+        }
+        for no_such_day in ["2026-02-30", "2026-13-01", "2026-00-10"] {
+            assert_eq!(
+                Day::parse(no_such_day).unwrap_err(),
+                format!("{no_such_day} is not a day of the calendar")
+            );
         }
         let d: Result<Day, _> = serde_json::from_str("\"26-11-01\"");
         assert!(d.unwrap_err().to_string().contains("YYYY-MM-DD"));

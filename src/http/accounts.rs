@@ -10,6 +10,7 @@ use super::json::Json;
 use super::ledger::{
     ask, expected_version, nullable, path_id, present, replayed, respond, with_etag, CreateBody,
 };
+use super::routes::at;
 use crate::actors::ledger::{
     AccountPatch, CreateAccount, DeleteAccount, GetAccount, ListAccounts, NewAccount, UpdateAccount,
 };
@@ -20,17 +21,8 @@ use crate::error::ApiError;
 use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/accounts")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/accounts/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(patch))
-            .route(web::delete().to(delete)),
-    );
+    cfg.service(at("/accounts").get(list).post(create))
+        .service(at("/accounts/{id}").get(get).patch(patch).delete(delete));
 }
 
 async fn list(

@@ -5,13 +5,14 @@ use uuid::Uuid;
 
 use super::extract::AdminUser;
 use super::json::Json;
+use super::routes::at;
 use crate::app::AppState;
 use crate::domain::Role;
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/users", web::get().to(list_users))
-        .route("/admin/users/{id}", web::patch().to(patch_user));
+    cfg.service(at("/admin/users").get(list_users))
+        .service(at("/admin/users/{id}").patch(patch_user));
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::extract::{AuthUser, Client};
 use super::json::Json;
+use super::routes::at;
 use crate::app::AppState;
 use crate::domain::{Currency, DisplayName, Email, Locale, Password, Role, TimeZone};
 use crate::error::ApiError;
@@ -13,12 +14,12 @@ use crate::validate;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/auth")
-            .route("/register", web::post().to(register))
-            .route("/login", web::post().to(login))
-            .route("/refresh", web::post().to(refresh))
-            .route("/logout", web::post().to(logout))
-            .route("/password-reset", web::post().to(request_reset))
-            .route("/password-reset/confirm", web::post().to(confirm_reset)),
+            .service(at("/register").post(register))
+            .service(at("/login").post(login))
+            .service(at("/refresh").post(refresh))
+            .service(at("/logout").post(logout))
+            .service(at("/password-reset").post(request_reset))
+            .service(at("/password-reset/confirm").post(confirm_reset)),
     );
 }
 

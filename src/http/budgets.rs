@@ -13,6 +13,7 @@ use super::json::Json;
 use super::ledger::{
     ask, expected_version, nullable, path_id, replayed, respond, today, with_etag, CreateBody,
 };
+use super::routes::at;
 use crate::actors::ledger::budgets::BudgetInput;
 use crate::actors::ledger::{
     CreateBudget, DeleteBudget, GetBudget, ListBudgets, MarkNotificationRead, UpdateBudget,
@@ -25,19 +26,10 @@ use crate::store::budgets as q;
 use crate::store::utc;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/budgets")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/budgets/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(patch))
-            .route(web::delete().to(delete)),
-    )
-    .route("/notifications", web::get().to(notifications))
-    .route("/notifications/{id}/read", web::post().to(mark_read));
+    cfg.service(at("/budgets").get(list).post(create))
+        .service(at("/budgets/{id}").get(get).patch(patch).delete(delete))
+        .service(at("/notifications").get(notifications))
+        .service(at("/notifications/{id}/read").post(mark_read));
 }
 
 #[derive(Deserialize)]

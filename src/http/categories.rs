@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::extract::AuthUser;
 use super::json::Json;
 use super::ledger::{ask, expected_version, nullable, path_id, replayed, respond, CreateBody};
+use super::routes::at;
 use crate::actors::ledger::{
     CategoryPatch, CreateCategory, DeleteCategory, ListCategories, NewCategory, UpdateCategory,
 };
@@ -16,16 +17,8 @@ use crate::error::ApiError;
 use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/categories")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/categories/{id}")
-            .route(web::patch().to(patch))
-            .route(web::delete().to(delete)),
-    );
+    cfg.service(at("/categories").get(list).post(create))
+        .service(at("/categories/{id}").patch(patch).delete(delete));
 }
 
 async fn list(

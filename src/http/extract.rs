@@ -74,7 +74,7 @@ pub async fn admit(state: &AppState, claims: Authenticate) -> Result<Principal, 
     })
 }
 
-/// The signed-in caller.
+/// The signed-in caller, within their API rate limit.
 pub struct AuthUser(pub Principal);
 
 impl FromRequest for AuthUser {
@@ -87,7 +87,9 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let state = state?;
             let token = token.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
-            authenticate(&state, &token).await.map(AuthUser)
+            let principal = authenticate(&state, &token).await?;
+            state.identity.limits().api(principal.user_id())?;
+            Ok(AuthUser(principal))
         })
     }
 }

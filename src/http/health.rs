@@ -3,13 +3,14 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde_json::json;
 
+use super::routes::at;
 use crate::app::AppState;
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+    cfg.service(at("/").get(index))
+        .service(at("/healthz").get(healthz))
+        .service(at("/readyz").get(readyz));
 }
 
 /// The process is up and answering.

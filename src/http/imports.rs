@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::extract::AuthUser;
 use super::ledger::ask;
+use super::routes::at;
 use crate::actors::ledger::views::{AccountView, CategoryView, TransactionView};
 use crate::actors::ledger::{
     AccountCurrencies, ImportChunk, ImportRow, ImportSummary, ListAccounts, ListCategories,
@@ -48,8 +49,8 @@ const CHUNK: usize = 100_000;
 const SAMPLES: usize = 20;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/imports", web::post().to(import))
-        .route("/exports", web::get().to(export));
+    cfg.service(at("/imports").post(import))
+        .service(at("/exports").get(export));
 }
 
 #[derive(Deserialize)]

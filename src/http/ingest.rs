@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::extract::AuthUser;
 use super::json::Json;
 use super::ledger::{ask, today};
+use super::routes::at;
 use crate::actors::categorizer::ParseMessage;
 use crate::actors::ledger::views::{AccountView, TransactionView};
 use crate::actors::ledger::{CreateTransaction, ListAccounts, NewTransaction};
@@ -31,7 +32,7 @@ use crate::store::ledger as q;
 const MAX_TEXT: usize = 2_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ingest/messages", web::post().to(ingest));
+    cfg.service(at("/ingest/messages").post(ingest));
 }
 
 #[derive(Deserialize)]

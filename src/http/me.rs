@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::extract::AuthUser;
 use super::json::Json;
+use super::routes::at;
 use crate::app::AppState;
 use crate::domain::{Currency, DisplayName, Email, Locale, Password, TimeZone};
 use crate::error::ApiError;
@@ -12,15 +13,10 @@ use crate::identity::ProfileUpdate;
 use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/me")
-            .route(web::get().to(get_me))
-            .route(web::patch().to(patch_me))
-            .route(web::delete().to(delete_me)),
-    )
-    .route("/me/password", web::post().to(change_password))
-    .route("/me/sessions", web::get().to(list_sessions))
-    .route("/me/sessions/{id}", web::delete().to(revoke_session));
+    cfg.service(at("/me").get(get_me).patch(patch_me).delete(delete_me))
+        .service(at("/me/password").post(change_password))
+        .service(at("/me/sessions").get(list_sessions))
+        .service(at("/me/sessions/{id}").delete(revoke_session));
 }
 
 async fn get_me(AuthUser(who): AuthUser) -> HttpResponse {

@@ -17,6 +17,7 @@ pub mod notify;
 pub mod plans;
 pub mod rates;
 pub mod reports;
+pub mod routes;
 pub mod rules;
 pub mod telemetry;
 pub mod transactions;

@@ -10,6 +10,7 @@ use super::budgets::{decode_cursor, encode_cursor, page_limit};
 use super::extract::AuthUser;
 use super::json::Json;
 use super::ledger::{ask, expected_version, path_id, replayed, respond, with_etag, CreateBody};
+use super::routes::at;
 use crate::actors::ledger::notify::WebhookInput;
 use crate::actors::ledger::{
     CreateWebhook, DeleteWebhook, GetPreferences, GetWebhook, ListWebhooks, PutPreferences,
@@ -23,22 +24,13 @@ use crate::store::utc;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/notification-preferences")
-            .route(web::get().to(get_preferences))
-            .route(web::put().to(put_preferences)),
+        at("/notification-preferences")
+            .get(get_preferences)
+            .put(put_preferences),
     )
-    .service(
-        web::resource("/webhooks")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/webhooks/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(patch))
-            .route(web::delete().to(delete)),
-    )
-    .route("/webhooks/{id}/deliveries", web::get().to(deliveries));
+    .service(at("/webhooks").get(list).post(create))
+    .service(at("/webhooks/{id}").get(get).patch(patch).delete(delete))
+    .service(at("/webhooks/{id}/deliveries").get(deliveries));
 }
 
 async fn get_preferences(

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::extract::AuthUser;
 use super::json::Json;
 use super::ledger::{ask, expected_version, nullable, path_id, replayed, respond, CreateBody};
+use super::routes::at;
 use crate::actors::ledger::plans::{GoalInput, RecurringInput};
 use crate::actors::ledger::{
     CreateGoal, CreateRecurring, DeleteGoal, DeleteRecurring, ListGoals, ListRecurring, UpdateGoal,
@@ -20,29 +21,21 @@ use crate::domain::{Currency, DecimalString};
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/recurring")
-            .route(web::get().to(list_recurring))
-            .route(web::post().to(create_recurring)),
-    )
-    .service(
-        web::resource("/recurring/{id}")
-            .route(web::get().to(get_recurring))
-            .route(web::patch().to(patch_recurring))
-            .route(web::delete().to(delete_recurring)),
-    )
-    .service(
-        web::resource("/goals")
-            .route(web::get().to(list_goals))
-            .route(web::post().to(create_goal)),
-    )
-    .service(
-        web::resource("/goals/{id}")
-            .route(web::get().to(get_goal))
-            .route(web::patch().to(patch_goal))
-            .route(web::delete().to(delete_goal)),
-    )
-    .route("/goals/{id}/contributions", web::post().to(contribute));
+    cfg.service(at("/recurring").get(list_recurring).post(create_recurring))
+        .service(
+            at("/recurring/{id}")
+                .get(get_recurring)
+                .patch(patch_recurring)
+                .delete(delete_recurring),
+        )
+        .service(at("/goals").get(list_goals).post(create_goal))
+        .service(
+            at("/goals/{id}")
+                .get(get_goal)
+                .patch(patch_goal)
+                .delete(delete_goal),
+        )
+        .service(at("/goals/{id}/contributions").post(contribute));
 }
 
 #[derive(Deserialize)]

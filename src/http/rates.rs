@@ -7,6 +7,7 @@ use serde_json::json;
 use super::extract::AuthUser;
 use super::json::Json;
 use super::ledger::{ask, respond};
+use super::routes::at;
 use crate::actors::ledger::{rate_json, ListRates, PutRates, RateInput};
 use crate::app::AppState;
 use crate::domain::ledger::Rate;
@@ -14,11 +15,7 @@ use crate::domain::{Currency, DecimalString};
 use crate::error::{ApiError, FieldError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/exchange-rates")
-            .route(web::get().to(list))
-            .route(web::put().to(put)),
-    );
+    cfg.service(at("/exchange-rates").get(list).put(put));
 }
 
 async fn list(

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::extract::AuthUser;
 use super::ledger::{ask, today};
+use super::routes::at;
 use crate::actors::ledger::reports::{period_count, Interval, MAX_PERIODS};
 use crate::actors::ledger::{GetCashflow, GetSummary};
 use crate::app::AppState;
@@ -14,8 +15,8 @@ use crate::domain::Currency;
 use crate::error::{ApiError, FieldError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/reports/summary", web::get().to(summary))
-        .route("/reports/cashflow", web::get().to(cashflow));
+    cfg.service(at("/reports/summary").get(summary))
+        .service(at("/reports/cashflow").get(cashflow));
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::extract::AuthUser;
 use super::json::Json;
 use super::ledger::{ask, expected_version, path_id, replayed, respond, with_etag, CreateBody};
+use super::routes::at;
 use crate::actors::ledger::categorize::RulePatch;
 use crate::actors::ledger::{
     ApplyRule, CreateRule, DeleteRule, GetRule, ListRules, ReorderRules, UpdateRule,
@@ -19,19 +20,10 @@ use crate::domain::rules::{ActionSpec, ConditionSpec, MatchMode, RuleSpec};
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/rules")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .route("/rules/order", web::put().to(reorder))
-    .service(
-        web::resource("/rules/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(patch))
-            .route(web::delete().to(delete)),
-    )
-    .route("/rules/{id}/apply", web::post().to(apply));
+    cfg.service(at("/rules").get(list).post(create))
+        .service(at("/rules/order").put(reorder))
+        .service(at("/rules/{id}").get(get).patch(patch).delete(delete))
+        .service(at("/rules/{id}/apply").post(apply));
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError};
 use tracing::Instrument;
@@ -56,7 +56,7 @@ fn problem_for(status: StatusCode) -> Option<ApiError> {
 }
 
 pub async fn request_context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
@@ -67,6 +67,11 @@ pub async fn request_context(
         method = %req.method(),
         path = %req.path()
     );
+    // HEAD is GET without the body: the handler runs as for GET, and the HTTP/1 codec, which
+    // saw the request's real method, sends the headers only.
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     let started = Instant::now();
     let res = next.call(req).instrument(span.clone()).await?;
     let mut res = if res.status().is_client_error() || res.status().is_server_error() {

@@ -14,6 +14,7 @@ use super::ledger::{
     ask, expected_version, nullable, path_id, present, replayed, respond, today, with_etag,
     CreateBody,
 };
+use super::routes::at;
 use crate::actors::ledger::views::{TransactionView, TransferView};
 use crate::actors::ledger::{
     AccountCurrencies, CategoryFamily, CreateTransaction, CreateTransfer, DeleteTransaction,
@@ -28,24 +29,20 @@ use crate::error::{ApiError, FieldError};
 use crate::store::ledger::{self as q, TransactionFilter};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/transactions")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/transactions/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(patch))
-            .route(web::delete().to(delete)),
-    )
-    .route("/transfers", web::post().to(create_transfer))
-    .service(
-        web::resource("/transfers/{id}")
-            .route(web::get().to(get_transfer))
-            .route(web::patch().to(patch_transfer))
-            .route(web::delete().to(delete_transfer)),
-    );
+    cfg.service(at("/transactions").get(list).post(create))
+        .service(
+            at("/transactions/{id}")
+                .get(get)
+                .patch(patch)
+                .delete(delete),
+        )
+        .service(at("/transfers").post(create_transfer))
+        .service(
+            at("/transfers/{id}")
+                .get(get_transfer)
+                .patch(patch_transfer)
+                .delete(delete_transfer),
+        );
 }
 
 #[derive(Deserialize)]

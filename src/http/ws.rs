@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{admit, authenticate, bearer, claims_of, AuthUser};
+use super::routes::at;
 use crate::actors::directory::Authenticate;
 use crate::actors::ws_session::{WsLimits, WsSession};
 use crate::app::AppState;
@@ -50,8 +51,8 @@ impl Tickets {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(connect))
-        .route("/ws/ticket", web::post().to(ticket));
+    cfg.service(at("/ws").get(connect))
+        .service(at("/ws/ticket").post(ticket));
 }
 
 async fn ticket(

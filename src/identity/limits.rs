@@ -1,6 +1,7 @@
-//! Rate limits on the sign-in endpoints, per client IP and per account (GCRA via `governor`).
-//! The per-account limit is looser than the per-IP one, so an attacker hammering one address from
-//! one IP is stopped while the owner, from elsewhere, can still sign in.
+//! Rate limits (GCRA via `governor`): on the sign-in endpoints, per client IP and per account, and
+//! on every authenticated API request, per user. The per-account sign-in limit is looser than the
+//! per-IP one, so an attacker hammering one address from one IP is stopped while the owner, from
+//! elsewhere, can still sign in.
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use uuid::Uuid;
 
 use crate::config::{RateLimit, Settings};
 use crate::error::ApiError;
@@ -57,6 +59,7 @@ struct Inner {
     refresh_per_ip: Limiter<IpAddr>,
     reset_per_ip: Limiter<IpAddr>,
     reset_per_account: Limiter<String>,
+    api_per_user: Limiter<Uuid>,
 }
 
 impl RateLimits {
@@ -69,6 +72,7 @@ impl RateLimits {
                 refresh_per_ip: Limiter::new(settings.rate_limit_refresh_per_ip),
                 reset_per_ip: Limiter::new(settings.rate_limit_reset_per_ip),
                 reset_per_account: Limiter::new(settings.rate_limit_reset_per_account),
+                api_per_user: Limiter::new(settings.rate_limit_api_per_user),
             }),
         }
     }
@@ -107,6 +111,11 @@ impl RateLimits {
         }
     }
 
+    /// One authenticated API request by `user`.
+    pub fn api(&self, user: Uuid) -> Result<(), ApiError> {
+        self.inner.api_per_user.check(&user)
+    }
+
     /// Drop state of keys whose allowance is full again, so memory follows active clients only.
     pub fn forget_idle(&self) {
         self.inner.login_per_ip.forget_idle();
@@ -115,5 +124,6 @@ impl RateLimits {
         self.inner.refresh_per_ip.forget_idle();
         self.inner.reset_per_ip.forget_idle();
         self.inner.reset_per_account.forget_idle();
+        self.inner.api_per_user.forget_idle();
     }
 }

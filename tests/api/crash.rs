@@ -31,6 +31,8 @@ fn start_with(data_dir: &Path, database_url: Option<&str>, env: &[(&str, String)
         .env("LEDGERLINE_LISTEN", "127.0.0.1:0")
         .env("LEDGERLINE_WORKERS", "2")
         .env("LEDGERLINE_LOG_LEVEL", "info")
+        // The load below is meant to be as fast as it can go.
+        .env("LEDGERLINE_RATE_LIMIT_API_PER_USER", "1000000/1s")
         .stderr(Stdio::piped());
     if let Some(url) = database_url {
         cmd.env("LEDGERLINE_DATABASE_URL", url);

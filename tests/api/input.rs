@@ -5,7 +5,11 @@ use serde_json::json;
 use crate::helpers::{spawn, spawn_with, token, Backend, Reply, TestApp, PASSWORD};
 use crate::on_both_backends;
 
-on_both_backends!(bad_bodies_get_problem_answers, health_and_readiness);
+on_both_backends!(
+    bad_bodies_get_problem_answers,
+    health_and_readiness,
+    head_is_get_without_the_body,
+);
 
 async fn raw(app: &TestApp, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
     let resp = app
@@ -124,11 +128,24 @@ async fn bad_bodies_get_problem_answers(backend: Backend) {
         .send(Method::GET, "/api/v1/nothing-here", None, None)
         .await;
     r.problem(404);
-    let r = app
-        .send(Method::GET, "/api/v1/auth/login", None, None)
-        .await;
-    assert!(matches!(r.status.as_u16(), 404 | 405));
-    assert_eq!(r.content_type(), "application/problem+json");
+    // A path that exists answers another method with 405 and the methods it has.
+    for (method, path, allow) in [
+        (Method::GET, "/api/v1/auth/login", "POST"),
+        (Method::DELETE, "/api/v1/auth/login", "POST"),
+        (Method::PUT, "/api/v1/accounts", "GET, HEAD, POST"),
+        (
+            Method::POST,
+            "/api/v1/accounts/x",
+            "GET, HEAD, PATCH, DELETE",
+        ),
+        (Method::GET, "/api/v1/notifications/x/read", "POST"),
+        (Method::POST, "/api/v1/admin/users", "GET, HEAD"),
+        (Method::DELETE, "/healthz", "GET, HEAD"),
+    ] {
+        let r = app.send(method.clone(), path, None, None).await;
+        r.problem(405);
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+    }
     let r = app
         .send(Method::GET, "/api/v1/admin/users?limit=abc", None, None)
         .await;
@@ -173,4 +190,40 @@ async fn health_and_readiness(backend: Backend) {
     let r = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Ledgerline"));
+}
+
+async fn head_is_get_without_the_body(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = token(
+        &app.register("head@example.org", PASSWORD).await,
+        "access_token",
+    );
+    let get = app
+        .send(Method::GET, "/api/v1/accounts", Some(&t), None)
+        .await;
+    assert_eq!(get.status, 200);
+    // The same client (one keep-alive connection) asks HEAD, then GET again: a body sent after
+    // the HEAD's headers would be read as the next answer.
+    for _ in 0..2 {
+        let head = app
+            .send(Method::HEAD, "/api/v1/accounts", Some(&t), None)
+            .await;
+        assert_eq!(head.status, 200);
+        assert!(head.bytes.is_empty());
+        assert_eq!(head.headers["content-type"], get.headers["content-type"]);
+        let again = app
+            .send(Method::GET, "/api/v1/accounts", Some(&t), None)
+            .await;
+        assert_eq!(again.status, 200);
+        assert_eq!(again.json(), get.json());
+    }
+    // HEAD needs what GET needs.
+    let anonymous = app.send(Method::HEAD, "/api/v1/accounts", None, None).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        app.send(Method::HEAD, "/healthz", None, None).await.status,
+        200
+    );
 }

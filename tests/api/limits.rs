@@ -1,13 +1,14 @@
 //! Rate limits and account enumeration.
 use serde_json::json;
 
-use crate::helpers::{spawn, spawn_with, Backend, TestApp, PASSWORD};
+use crate::helpers::{spawn, spawn_with, token, Backend, TestApp, PASSWORD};
 use crate::on_both_backends;
 
 on_both_backends!(
     failed_logins_from_one_ip_are_limited_but_the_owner_gets_in,
     wrong_password_and_unknown_email_look_the_same,
     registrations_from_one_ip_are_limited,
+    api_requests_are_limited_per_user,
 );
 
 async fn failed_logins_from_one_ip_are_limited_but_the_owner_gets_in(backend: Backend) {
@@ -117,4 +118,58 @@ async fn registrations_from_one_ip_are_limited(backend: Backend) {
         .await;
     r.problem(429);
     assert!(r.headers.contains_key("retry-after"));
+}
+
+async fn api_requests_are_limited_per_user(backend: Backend) {
+    let Some(app) = spawn_with(backend, |c| {
+        c.rate_limit_api_per_user = "5/1h".parse().unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    let busy = token(
+        &app.register("busy@example.org", PASSWORD).await,
+        "access_token",
+    );
+    let calm = token(
+        &app.register("calm@example.org", PASSWORD).await,
+        "access_token",
+    );
+    for _ in 0..5 {
+        let r = app.get("/api/v1/accounts", &busy).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    }
+    // The sixth request within the hour is refused, with when to try again.
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            Some(&busy),
+            json!({ "name": "Cash", "kind": "cash", "currency": "EUR" }),
+        )
+        .await;
+    let problem = r.problem(429);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Too many requests"),
+        "{problem}"
+    );
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    // The limit is the user's own: another user is served, and so is a request without a valid
+    // token (a 401, not a 429), which cannot spend anyone's allowance.
+    let r = app.get("/api/v1/accounts", &calm).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 0);
+    app.get("/api/v1/accounts", "not-a-token")
+        .await
+        .problem(401);
+    // Signing in again does not reset the allowance: it is the user's, not the token's.
+    let again = token(
+        &app.login("busy@example.org", PASSWORD).await,
+        "access_token",
+    );
+    app.get("/api/v1/accounts", &again).await.problem(429);
 }

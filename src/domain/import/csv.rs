@@ -133,6 +133,10 @@ struct Checked<'m> {
     delimiter: u8,
     number: NumberFormat,
     date_items: Vec<Item<'m>>,
+    date_format: &'m str,
+    /// A sample date in the format (`11/28/2024`): a cell of the same shape that is still not
+    /// read names a day that does not exist.
+    date_sample: String,
     fast_date: Option<FastDate>,
 }
 
@@ -290,11 +294,13 @@ impl CsvMapping {
                 }
             }
         }
-        let date_items = check_date_format(&self.date_format)?;
+        let (date_items, date_sample) = check_date_format(&self.date_format)?;
         Ok(Checked {
             delimiter: delimiter as u8,
             number: NumberFormat { decimal, thousands },
             date_items,
+            date_format: &self.date_format,
+            date_sample,
             fast_date: FastDate::new(&self.date_format),
         })
     }
@@ -317,7 +323,8 @@ impl CsvMapping {
     }
 }
 
-fn check_date_format(format: &str) -> Result<Vec<Item<'_>>, ImportError> {
+/// The format's items and a sample date written in it.
+fn check_date_format(format: &str) -> Result<(Vec<Item<'_>>, String), ImportError> {
     if format.trim().is_empty() {
         return Err(invalid("date_format", "must not be empty"));
     }
@@ -347,13 +354,26 @@ fn check_date_format(format: &str) -> Result<Vec<Item<'_>>, ImportError> {
             ));
         }
     }
-    Ok(items)
+    Ok((items, text))
 }
 
 fn parse_date(text: &str, items: &[Item<'_>]) -> Option<NaiveDate> {
     let mut parts = DateParts::new();
     chrono::format::parse(&mut parts, text, items.iter()).ok()?;
     parts.to_naive_date().ok()
+}
+
+/// Digits where the sample has digits and the same other characters: `02/30/2024` is shaped like
+/// `11/28/2024`, `2024-01-31` is not.
+fn same_shape(text: &str, sample: &str) -> bool {
+    text.len() == sample.len()
+        && text.bytes().zip(sample.bytes()).all(|(t, s)| {
+            if s.is_ascii_digit() {
+                t.is_ascii_digit()
+            } else {
+                t == s
+            }
+        })
 }
 
 enum AmountColumns {
@@ -616,8 +636,14 @@ fn read_row(
         .ok_or_else(|| {
             if date_text.is_empty() {
                 "date is empty".to_string()
+            } else if same_shape(date_text, &checked.date_sample) {
+                format!("date {:?} is not a day of the calendar", clip(date_text))
             } else {
-                format!("date {:?} does not match the date format", clip(date_text))
+                format!(
+                    "date {:?} does not match the date format {:?}",
+                    clip(date_text),
+                    checked.date_format
+                )
             }
         })?;
     let amount_minor = match plan.amount {
@@ -744,10 +770,9 @@ DEBIT,01/26/2024,\"MULTI\r\nLINE MEMO\",-3.50,ACH_DEBIT,0.00,\r\n";
         assert_eq!(parsed.rows[0].payee, None);
         let errors: Vec<_> = parsed.errors.iter().map(|e| e.line).collect();
         assert_eq!(errors, vec![6, 7, 8], "{:?}", parsed.errors);
-        assert!(
-            parsed.errors[0].reason.contains("02/30/2024"),
-            "{:?}",
-            parsed.errors[0]
+        assert_eq!(
+            parsed.errors[0].reason,
+            "date \"02/30/2024\" is not a day of the calendar"
         );
         assert!(
             parsed.errors[1].reason.contains("decimals"),
@@ -758,6 +783,31 @@ DEBIT,01/26/2024,\"MULTI\r\nLINE MEMO\",-3.50,ACH_DEBIT,0.00,\r\n";
             parsed.errors[2].reason.contains("column"),
             "{:?}",
             parsed.errors[2]
+        );
+    }
+
+    #[test]
+    fn a_date_in_another_format_names_the_format_expected() {
+        let file = "Posting Date,Description,Amount\n2024-01-31,ISO,-1.00\n13/01/2024,DAY FIRST,-2.00\n01/31/2024,OK,-3.00\n";
+        let us = mapping(
+            r#"{"date": "Posting Date", "date_format": "%m/%d/%Y", "amount": "Amount", "description": "Description"}"#,
+        );
+        let parsed = parse_csv(file.as_bytes(), &us, cur("USD")).unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        let reasons: Vec<_> = parsed
+            .errors
+            .iter()
+            .map(|e| (e.line, e.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (
+                    2,
+                    "date \"2024-01-31\" does not match the date format \"%m/%d/%Y\""
+                ),
+                (3, "date \"13/01/2024\" is not a day of the calendar"),
+            ]
         );
     }
 
