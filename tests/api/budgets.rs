@@ -2,12 +2,10 @@
 //! spend drops, seen on the WebSocket and as in-app notifications.
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{spawn, Backend, TestApp};
+use crate::helpers::{frames_until, spawn, Backend, TestApp, WsClient};
 use crate::ledger::{account, category, send, txn, user};
 use crate::on_both_backends;
 
@@ -165,10 +163,7 @@ async fn budget_status_follows_spending(backend: Backend) {
     assert_eq!(s, 404);
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, t: &str) -> Socket {
+async fn connect(app: &TestApp, t: &str) -> WsClient {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let port = app.base.rsplit(':').next().unwrap();
     let mut req = format!("ws://127.0.0.1:{port}/api/v1/ws")
@@ -177,17 +172,6 @@ async fn connect(app: &TestApp, t: &str) -> Socket {
     req.headers_mut()
         .insert("authorization", format!("Bearer {t}").parse().unwrap());
     tokio_tungstenite::connect_async(req).await.unwrap().0
-}
-
-/// Frames until `quiet` passes without one.
-async fn frames(socket: &mut Socket, quiet: Duration) -> Vec<Value> {
-    let mut out = Vec::new();
-    while let Ok(Some(Ok(msg))) = actix_web::rt::time::timeout(quiet, socket.next()).await {
-        if let Message::Text(t) = msg {
-            out.push(serde_json::from_str(&t).unwrap());
-        }
-    }
-    out
 }
 
 fn kinds(frames: &[Value]) -> Vec<String> {
@@ -215,7 +199,7 @@ async fn thresholds_fire_once_and_rearm_live(backend: Backend) {
     let (s, budget) = send(&app, Method::POST, "/api/v1/budgets", &t, Some(json!({ "name": "Coffee", "limit": "100.00", "period": "monthly", "category_ids": [coffee], "thresholds": [80, 100] }))).await;
     assert_eq!(s, 201);
     let mut socket = connect(&app, &t).await;
-    let first = frames(&mut socket, Duration::from_millis(500)).await;
+    let first = frames_until(&mut socket, "snapshot", Duration::from_millis(500)).await;
     assert_eq!(first[0]["type"], "snapshot");
     assert_eq!(first[0]["budgets"][0]["budget_id"], budget["id"]);
     let day = today();
@@ -229,7 +213,7 @@ async fn thresholds_fire_once_and_rearm_live(backend: Backend) {
         json!({ "date": day, "category_id": coffee }),
     )
     .await;
-    let got = frames(&mut socket, Duration::from_millis(700)).await;
+    let got = frames_until(&mut socket, "budget.status", Duration::from_millis(700)).await;
     assert_eq!(
         kinds(&got)[..3],
         ["transaction.created", "balance.updated", "budget.status"]
@@ -245,7 +229,7 @@ async fn thresholds_fire_once_and_rearm_live(backend: Backend) {
         json!({ "date": day, "category_id": coffee }),
     )
     .await;
-    let got = frames(&mut socket, Duration::from_millis(700)).await;
+    let got = frames_until(&mut socket, "budget.status", Duration::from_millis(700)).await;
     assert_eq!(alerts(&got), vec![80]);
     let alert = got
         .iter()
@@ -263,7 +247,7 @@ async fn thresholds_fire_once_and_rearm_live(backend: Backend) {
         json!({ "date": day, "category_id": coffee }),
     )
     .await;
-    let got = frames(&mut socket, Duration::from_millis(700)).await;
+    let got = frames_until(&mut socket, "budget.status", Duration::from_millis(700)).await;
     assert!(alerts(&got).is_empty(), "{got:?}");
 
     // A restart (a second server on the same database) does not repeat it.
@@ -307,7 +291,7 @@ async fn thresholds_fire_once_and_rearm_live(backend: Backend) {
     )
     .await;
     assert_eq!(s, 204);
-    let got = frames(&mut socket, Duration::from_millis(700)).await;
+    let got = frames_until(&mut socket, "budget.status", Duration::from_millis(700)).await;
     let status = got.iter().find(|f| f["type"] == "budget.status").unwrap();
     assert_eq!(status["payload"]["percent"], 21);
     txn(
@@ -318,7 +302,7 @@ async fn thresholds_fire_once_and_rearm_live(backend: Backend) {
         json!({ "date": day, "category_id": coffee }),
     )
     .await;
-    let got = frames(&mut socket, Duration::from_millis(700)).await;
+    let got = frames_until(&mut socket, "budget.status", Duration::from_millis(700)).await;
     assert_eq!(alerts(&got), vec![80, 100]);
 
     // In-app notifications: listed, newest first, and can be marked read.

@@ -1,5 +1,6 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use actix_web::web;
 use diesel::{Connection, RunQueryDsl};
@@ -329,4 +330,32 @@ pub fn token(v: &Value, field: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no {field} in {v}"))
         .to_string()
+}
+
+/// A WebSocket client of the test server.
+pub type WsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The JSON frames that arrive until one of type `until` has come, however long a loaded
+/// machine takes to send it (up to 20 s), and then until `quiet` passes with none, so that a
+/// frame that should not be there is still caught.
+pub async fn frames_until(socket: &mut WsClient, until: &str, quiet: Duration) -> Vec<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut out: Vec<Value> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waited = out.iter().any(|f| f["type"] == until);
+        let wait = if waited {
+            quiet
+        } else {
+            deadline.saturating_duration_since(std::time::Instant::now())
+        };
+        match actix_web::rt::time::timeout(wait, socket.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => out.push(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(_))) => {}
+            _ if waited => return out,
+            _ => panic!("no {until} frame within 20 s; got {out:?}"),
+        }
+    }
 }

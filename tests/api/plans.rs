@@ -3,13 +3,11 @@
 use std::time::Duration;
 
 use chrono::{Datelike, Months, NaiveDate};
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{restart, spawn_with, Backend, TestApp};
+use crate::helpers::{frames_until, restart, spawn_with, Backend, TestApp};
 use crate::ledger::{account, balance, login_token, send, user};
 use crate::on_both_backends;
 
@@ -170,22 +168,8 @@ async fn goals_report_progress_live(backend: Backend) {
         .insert("authorization", format!("Bearer {t}").parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let mut seen = Vec::new();
-    async fn frames(
-        socket: &mut tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-    ) -> Vec<Value> {
-        let mut out = Vec::new();
-        while let Ok(Some(Ok(msg))) =
-            actix_web::rt::time::timeout(Duration::from_millis(600), socket.next()).await
-        {
-            if let Message::Text(t) = msg {
-                out.push(serde_json::from_str(&t).unwrap());
-            }
-        }
-        out
-    }
-    seen.extend(frames(&mut socket).await);
+    const QUIET: Duration = Duration::from_millis(600);
+    seen.extend(frames_until(&mut socket, "snapshot", QUIET).await);
     for amount in ["400.00", "600.00"] {
         let (s, _) = send(
             &app,
@@ -198,7 +182,7 @@ async fn goals_report_progress_live(backend: Backend) {
         )
         .await;
         assert_eq!(s, 201);
-        seen.extend(frames(&mut socket).await);
+        seen.extend(frames_until(&mut socket, "goal.progress", QUIET).await);
     }
     let progress: Vec<i64> = seen
         .iter()
