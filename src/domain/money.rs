@@ -212,7 +212,7 @@ impl<'de> Deserialize<'de> for DecimalString {
 }
 
 const NUMBER_REFUSED: &str =
-    "amounts must be JSON strings such as \"-12.50\", not numbers (numbers lose cents)";
+    "must be a JSON string such as \"-12.50\", not a number (numbers lose cents)";
 
 impl Serialize for DecimalString {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn json_numbers_are_refused() {
         let err = serde_json::from_str::<DecimalString>("12.5").unwrap_err();
-        assert!(err.to_string().contains("not numbers"), "{err}");
+        assert!(err.to_string().contains("not a number"), "{err}");
         assert_eq!(
             serde_json::from_str::<DecimalString>("\"12.5\"").unwrap(),
             DecimalString("12.5".into())
