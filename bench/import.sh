@@ -11,8 +11,12 @@ POSTGRES_URL=""
 if [[ "${2:-}" == "--postgres" ]]; then POSTGRES_URL="${3:?URL}"; fi
 
 log() { echo "bench: $*" >&2; }
-log "building (cargo build --release)…"
-cargo build --release --bin ledgerline >&2
+# BENCH_BIN=path runs that binary instead of building this checkout (to compare two builds).
+BIN="${BENCH_BIN:-target/release/ledgerline}"
+if [[ -z "${BENCH_BIN:-}" ]]; then
+    log "building (cargo build --release)…"
+    cargo build --release --bin ledgerline >&2
+fi
 
 DATA_DIR="$(mktemp -d -t ledgerline-import.XXXXXX)"
 DB_NAME=""
@@ -31,7 +35,7 @@ if [[ -n "$POSTGRES_URL" ]]; then
     psql "$POSTGRES_URL" -qc "CREATE DATABASE \"$DB_NAME\"" >&2
     ENV+=("LEDGERLINE_DATABASE_URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/"+sys.argv[2])))' "$POSTGRES_URL" "$DB_NAME")")
 fi
-env "${ENV[@]}" target/release/ledgerline serve >"$DATA_DIR/server.log" 2>&1 &
+env "${ENV[@]}" "$BIN" serve >"$DATA_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -60,12 +64,29 @@ token = json.loads(b)["access_token"]
 s, b = call(c, "POST", "/api/v1/accounts", json.dumps({"name": "Main", "kind": "checking", "currency": "EUR"}), token)
 account = json.loads(b)["id"]
 mapping = urllib.parse.quote(json.dumps({"date": "Date", "amount": "Amount", "description": "Description", "payee": "Payee", "category": "Category"}))
+def cpu_by_thread():
+    """CPU seconds so far of each of the server's threads, summed by thread name."""
+    import glob, os
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            name = open(f"{task}/comm").read().strip()
+            fields = open(f"{task}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+cpu0 = cpu_by_thread()
 t0 = time.perf_counter()
 s, b = call(c, "POST", f"/api/v1/imports?format=csv&account_id={account}&mapping={mapping}", body, token, "text/csv")
 elapsed = time.perf_counter() - t0
 report = json.loads(b)
 print(f"import: {rows} rows, {len(body) / 1e6:.1f} MB, HTTP {s}, created {report.get('created')}, "
       f"failed {len(report.get('failed', []))}: {elapsed:.2f} s ({rows / elapsed:,.0f} rows/s)")
+cpu1 = cpu_by_thread()
+used = {k: v - cpu0.get(k, 0.0) for k, v in cpu1.items()}
+print("server CPU during the import: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 0.05))
 lat = []
 for i in range(300):
     t = time.perf_counter()

@@ -24,8 +24,12 @@ use crate::config::DatabaseUrl;
 
 /// Commits taken into one database transaction at most.
 const MAX_BATCH: usize = 1024;
-/// Transaction rows per `INSERT` statement when a commit has many (imports, restores).
-const INSERT_BATCH: usize = 32;
+/// Transaction rows per `INSERT` statement when a commit has many (imports, restores). A
+/// many-row statement needs SQLite's statement journal (it copies each page it changes that
+/// existed before the statement), about as much work for 256 rows as for 32: with 32 it was 14 %
+/// of the writer thread in an import, with 256 6 %. (22 columns × 256 = 5,632 parameters, far
+/// below either backend's limit.)
+const INSERT_BATCH: usize = 256;
 
 /// How often the SQLite checkpointer thread copies the WAL back into the database (PASSIVE: it
 /// never blocks the writer).

@@ -207,7 +207,9 @@ async fn a_long_import_keeps_every_row_and_field(backend: Backend) {
     let a = account(&app, &t, "Giro", "EUR", "0").await;
     let mut csv = String::from("Date,Amount,Description,Payee,Category,Notes,Ref\n");
     let mut total = 0i64;
-    for i in 0..100i64 {
+    // 600 rows: two full multi-row INSERT statements of 256 rows and a remainder.
+    const ROWS: i64 = 600;
+    for i in 0..ROWS {
         // Dates run backwards through the file: the import writes them in date order.
         let day = 28 - i % 28;
         let cents = -(100 + i * 7);
@@ -238,20 +240,22 @@ async fn a_long_import_keeps_every_row_and_field(backend: Backend) {
     let q = format!("format=csv&account_id={a}&mapping={}", enc(&mapping));
     let (s, report) = upload(&app, &t, &q, csv.clone().into_bytes(), "text/csv").await;
     assert_eq!(s, 200, "{report}");
-    assert_eq!(report["created"], 100, "{report}");
+    assert_eq!(report["created"], ROWS, "{report}");
     let expected = format!("-{}.{:02}", -total / 100, -total % 100);
     assert_eq!(balance(&app, &t, &a).await, expected);
 
-    let (_, list) = send(
-        &app,
-        Method::GET,
-        "/api/v1/transactions?limit=200",
-        &t,
-        None,
-    )
-    .await;
-    let items = list["items"].as_array().unwrap();
-    assert_eq!(items.len(), 100);
+    let mut items: Vec<Value> = Vec::new();
+    let mut path = "/api/v1/transactions?limit=200".to_string();
+    loop {
+        let (s, page) = send(&app, Method::GET, &path, &t, None).await;
+        assert_eq!(s, 200, "{page}");
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/transactions?limit=200&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(items.len() as i64, ROWS);
     let (_, cats) = send(&app, Method::GET, "/api/v1/categories", &t, None).await;
     let category_named = |name: &str| {
         cats.as_array()
@@ -266,7 +270,7 @@ async fn a_long_import_keeps_every_row_and_field(backend: Backend) {
             .map(|c| c["id"].clone())
             .unwrap()
     };
-    for i in 0..100i64 {
+    for i in 0..ROWS {
         let row = items
             .iter()
             .find(|r| r["description"] == format!("Row {i}").as_str())
@@ -303,7 +307,7 @@ async fn a_long_import_keeps_every_row_and_field(backend: Backend) {
             again["created"].as_u64(),
             again["skipped_duplicates"].as_u64()
         ),
-        (Some(0), Some(100))
+        (Some(0), Some(ROWS as u64))
     );
 }
 
