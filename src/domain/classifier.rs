@@ -25,6 +25,10 @@ const USER_WEIGHT: f64 = 0.5;
 const CLASS_PRIOR_WEIGHT: f64 = 0.3;
 /// Below this the classifier abstains and the transaction stays uncategorized.
 pub const MIN_CONFIDENCE: f64 = 0.45;
+/// The most the classifier ever claims. Naive Bayes is over-confident: a few matching words put
+/// the other classes e^-40 behind, and the posterior rounds to exactly 1.0 in f64, which would
+/// read like a rule or the user's own label. A guess stays a guess.
+pub const MAX_CONFIDENCE: f64 = 0.99;
 
 /// The features of one transaction.
 pub fn features(
@@ -240,7 +244,7 @@ pub fn best(
     }
     let best = scores.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
     let sum: f64 = scores.iter().map(|(_, s)| (s - best.1).exp()).sum();
-    Some((best.0, 1.0 / sum))
+    Some((best.0, (1.0 / sum).min(MAX_CONFIDENCE)))
 }
 
 #[cfg(test)]
@@ -473,10 +477,22 @@ mod tests {
         learned.learn(id("Education"), &feats);
         let (got, confidence) = classify(&PRIOR, &learned, &candidates, &feats, true).unwrap();
         assert_eq!(paths[&got], "Education");
-        assert!(confidence > 0.5 && confidence <= 1.0);
+        assert!(confidence > 0.5 && confidence <= MAX_CONFIDENCE);
         // Money in is never classified into an expense category.
         let income = features("ZORBLAX QUIMBY 4411", "", 4200, 2);
         let guess = classify(&PRIOR, &learned, &candidates, &income, false);
         assert!(guess.is_none_or(|(g, _)| paths[&g] != "Education"));
+    }
+
+    #[test]
+    fn a_strong_match_is_confident_but_never_certain() {
+        let (candidates, paths) = default_candidates();
+        let feats = features("Coffee at Blue Bottle", "Blue Bottle", -1250, 2);
+        let (got, confidence) =
+            classify(&PRIOR, &Learned::default(), &candidates, &feats, true).unwrap();
+        assert!(paths[&got].contains("Coffee"), "{}", paths[&got]);
+        assert!(confidence > 0.9, "{confidence}");
+        // As the Categorizer reports it, to three decimals: without the cap, exactly 1.0.
+        assert!((confidence * 1000.0).round() / 1000.0 < 1.0, "{confidence}");
     }
 }

@@ -500,7 +500,19 @@ async fn the_classifier_and_imports_categorize_without_rules(backend: Backend) {
     assert_eq!(tesco["category_id"], groceries.as_str(), "{tesco}");
     assert_eq!(tesco["category_source"], "model");
     let confidence = tesco["confidence"].as_f64().unwrap();
-    assert!(confidence > 0.25 && confidence <= 1.0, "{tesco}");
+    // A guess, however good, never claims the certainty of a rule or a label.
+    assert!(confidence > 0.25 && confidence < 1.0, "{tesco}");
+    let coffee = txn(
+        &app,
+        &t,
+        &a,
+        "-12.50",
+        json!({ "description": "Coffee at Blue Bottle" }),
+    )
+    .await;
+    assert_eq!(coffee["category_source"], "model", "{coffee}");
+    let confidence = coffee["confidence"].as_f64().unwrap();
+    assert!(confidence > 0.9 && confidence < 1.0, "{coffee}");
     assert_eq!(
         tesco["merchant"], "Tesco",
         "the payee is normalized when none is given"
