@@ -26,8 +26,9 @@ const CLASS_PRIOR_WEIGHT: f64 = 0.3;
 /// Below this the classifier abstains and the transaction stays uncategorized.
 pub const MIN_CONFIDENCE: f64 = 0.45;
 /// The most the classifier ever claims. Naive Bayes is over-confident: a few matching words put
-/// the other classes e^-40 behind, and the posterior rounds to exactly 1.0 in f64, which would
-/// read like a rule or the user's own label. A guess stays a guess.
+/// the other classes far behind, and the posterior comes out at 0.9997 or more (exactly 1.0 in
+/// f64 once they are e^-37 behind), which the Categorizer's three decimals report as 1.0 and
+/// which would read like a rule or the user's own label. A guess stays a guess.
 pub const MAX_CONFIDENCE: f64 = 0.99;
 
 /// The features of one transaction.
