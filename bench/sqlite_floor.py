@@ -13,7 +13,9 @@ row per create), noacc / noud (without the account or user-date index), smallcac
 nockpt (never checkpoint: the WAL keeps every commit's frames, and they are counted per B-tree),
 evsmall (20-byte envelopes), evid (events in one global rowid order, (user_id, seq) in a separate
 index), evchain (global order, no per-user index: each event points at its user's previous one and a
-small table holds each user's latest; add nohead to leave that table out), ps1024/ps2048/ps8192 (page size), txwr / evwr (WITHOUT
+small table holds each user's latest; add nohead to leave that table out), evnum (events keyed by
+a small integer per user, as the server has done since session 10), udnum (the same for the
+transactions' user column), ps1024/ps2048/ps8192 (page size), txwr / evwr (WITHOUT
 ROWID tables). The database goes to $TMPDIR (default /tmp).
 """
 import sqlite3, os, time, uuid, sys, random, json
@@ -61,6 +63,11 @@ if "evchain" in variant:
     # events appended in one global order, each pointing at its user's previous one; a one-row-per-user head
     ddl = ddl.replace("CREATE TABLE events (user_id", "CREATE TABLE events (id INTEGER PRIMARY KEY, prev_id INTEGER, user_id").replace(
         "PRIMARY KEY (user_id, seq)){wr};".format(wr=wr), "CHECK (seq > 0)); CREATE TABLE event_heads (user_id TEXT PRIMARY KEY NOT NULL, last_seq BIGINT NOT NULL, last_id INTEGER NOT NULL) WITHOUT ROWID;")
+if "evnum" in variant:
+    # events keyed by a small per-user integer instead of the 36-character user id
+    ddl = ddl.replace("CREATE TABLE events (user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,", "CREATE TABLE events (user_id INTEGER NOT NULL,")
+if "udnum" in variant:
+    ddl = ddl.replace("id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,", "id TEXT PRIMARY KEY NOT NULL, user_id INTEGER NOT NULL,")
 if "noacc" in variant: ddl = ddl.replace("CREATE INDEX transactions_account_idx", "-- ")
 if "noud" in variant: ddl = ddl.replace("CREATE INDEX transactions_user_date_idx", "-- ")
 c.executescript(ddl)
@@ -88,15 +95,16 @@ while done < N:
     for i in range(B):
         u = users[i]; a = accts[i]
         now = "2026-11-21 10:00:00.123456"
+        un = i + 1 if "udnum" in variant else u
         c.execute("INSERT INTO transactions (id,user_id,account_id,amount,currency,date,description,created_at,updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                  (u7(), u, a, -1234, "EUR", "2026-11-%02d" % (1 + done % 28), "loadgen %d" % done, now, now))
+                  (u7(), un, a, -1234, "EUR", "2026-11-%02d" % (1 + done % 28), "loadgen %d" % done, now, now))
         for k in range(0 if "noev" in variant else (1 if "oneev" in variant else 2)):
             seq[u] += 1
             if "evchain" in variant:
                 cur = c.execute("INSERT INTO events (prev_id,user_id,seq,message_id,kind,envelope,created_at) VALUES (?,?,?,?,?,?,?)", (head.get(u), u, seq[u], u7(), "transaction.created", env, now))
                 head[u] = cur.lastrowid
             else:
-                c.execute("INSERT INTO events (user_id,seq,message_id,kind,envelope,created_at) VALUES (?,?,?,?,?,?)", (u, seq[u], u7(), "transaction.created", env, now))
+                c.execute("INSERT INTO events (user_id,seq,message_id,kind,envelope,created_at) VALUES (?,?,?,?,?,?)", (i + 1 if "evnum" in variant else u, seq[u], u7(), "transaction.created", env, now))
         if "evchain" in variant and "nohead" not in variant:
             c.execute("INSERT INTO event_heads VALUES (?,?,?) ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq, last_id = excluded.last_id", (u, seq[u], head[u]))
         done += 1

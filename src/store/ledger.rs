@@ -4,7 +4,9 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Nullable, Text};
 
-use super::schema::{accounts, categories, events, exchange_rates, idempotency_keys, transactions};
+use super::schema::{
+    accounts, categories, events, exchange_rates, idempotency_keys, transactions, user_keys,
+};
 use super::{DbConn, StoreError};
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
@@ -78,7 +80,8 @@ pub struct TransactionRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = events)]
 pub struct EventRow {
-    pub user_id: String,
+    /// The user's key in `user_keys`, not their id.
+    pub user_num: i64,
     pub seq: i64,
     pub message_id: String,
     pub kind: String,
@@ -115,6 +118,8 @@ pub struct LedgerSnapshot {
     pub sums: Vec<(String, i128)>,
     pub daily: Vec<DailyAggregate>,
     pub rates: Vec<RateRow>,
+    /// The user's key in `user_keys` (0 for a user that does not exist).
+    pub user_num: i64,
     pub last_seq: i64,
     pub budgets: Vec<super::budgets::BudgetRow>,
     /// The user's IANA time zone ("today" for budget periods).
@@ -246,8 +251,14 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
             .filter(exchange_rates::user_id.eq(user_id))
             .select(RateRow::as_select())
             .load(conn)?;
+        let user_num: i64 = user_keys::table
+            .filter(user_keys::user_id.eq(user_id))
+            .select(user_keys::num)
+            .first(conn)
+            .optional()?
+            .unwrap_or(0);
         let last_seq: Option<i64> = events::table
-            .filter(events::user_id.eq(user_id))
+            .filter(events::user_num.eq(user_num))
             .select(diesel::dsl::max(events::seq))
             .first(conn)?;
         let budgets = super::budgets::load_budgets(conn, user_id)?;
@@ -282,6 +293,7 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
                 .collect(),
             daily,
             rates,
+            user_num,
             last_seq: last_seq.unwrap_or(0),
         })
     })
@@ -519,8 +531,11 @@ pub fn events_after(
     seq: i64,
     limit: i64,
 ) -> Result<Vec<EventRow>, StoreError> {
+    let user_num = user_keys::table
+        .filter(user_keys::user_id.eq(user_id))
+        .select(user_keys::num);
     Ok(events::table
-        .filter(events::user_id.eq(user_id))
+        .filter(events::user_num.eq_any(user_num))
         .filter(events::seq.gt(seq))
         .order(events::seq.asc())
         .limit(limit)

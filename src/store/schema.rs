@@ -106,8 +106,16 @@ diesel::table! {
 }
 
 diesel::table! {
-    events (user_id, seq) {
+    /// Each user's small integer key, never reused: the event log is keyed by it.
+    user_keys (num) {
+        num -> BigInt,
         user_id -> Text,
+    }
+}
+
+diesel::table! {
+    events (user_num, seq) {
+        user_num -> BigInt,
         seq -> BigInt,
         message_id -> Text,
         kind -> Text,
@@ -311,3 +319,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhooks,
     notification_preferences
 );
+
+diesel::allow_tables_to_appear_in_same_query!(events, user_keys);

@@ -2,7 +2,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::users;
+use super::schema::{user_keys, users};
 use super::{DbConn, StoreError};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -52,10 +52,14 @@ pub struct ProfileChanges {
     pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Insert a user; an email already taken is [`StoreError::UniqueViolation`].
+/// Insert a user and their key in `user_keys` (call it inside a transaction); an email already
+/// taken is [`StoreError::UniqueViolation`].
 pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> Result<(), StoreError> {
     diesel::insert_into(users::table)
         .values(user)
+        .execute(conn)?;
+    diesel::insert_into(user_keys::table)
+        .values(user_keys::user_id.eq(user.id))
         .execute(conn)?;
     Ok(())
 }

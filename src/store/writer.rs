@@ -515,6 +515,7 @@ mod tests {
                  VALUES ('u', 'u@example.org', 'x', 's', '2026-11-21 10:00:00', '2026-11-21 10:00:00')",
             )
             .execute(conn)?;
+            diesel::sql_query("INSERT INTO user_keys (num, user_id) VALUES (1, 'u')").execute(conn)?;
             Ok(())
         })
         .await
@@ -522,7 +523,7 @@ mod tests {
         let writer = Writer::start_with(&url, 1, checkpoints).unwrap();
         for seq in 1..=count {
             let row = EventRow {
-                user_id: "u".into(),
+                user_num: 1,
                 seq,
                 message_id: uuid::Uuid::now_v7().to_string(),
                 kind: "transaction.created".into(),

@@ -16,6 +16,7 @@ mod ledger_faults;
 mod limits;
 mod live;
 mod mailbox;
+mod migrations;
 mod notify;
 mod plans;
 mod tokens;

@@ -98,7 +98,7 @@ impl Ledger {
                 };
                 frames.push((e.seq, Arc::from(text.as_str())));
                 rows.push(EventRow {
-                    user_id: self.uid.clone(),
+                    user_num: self.state.user_num,
                     seq: e.seq,
                     message_id: e.message_id.to_string(),
                     kind: e.kind.to_string(),

@@ -114,6 +114,8 @@ pub(crate) struct LedgerState {
     pub categories: HashMap<Uuid, CategoryState>,
     pub daily: Daily,
     pub rates: RateBook,
+    /// The user's key in `user_keys`: their event rows carry it.
+    pub user_num: i64,
     pub last_seq: i64,
     pub budgets: HashMap<Uuid, budgets::BudgetState>,
     pub timezone: Option<chrono_tz::Tz>,
@@ -171,6 +173,7 @@ impl LedgerState {
                 prefs: crate::domain::notify::Preferences::from_json(s.preferences.as_deref()),
                 webhooks: std::mem::take(&mut s.webhooks),
             },
+            user_num: s.user_num,
             last_seq: s.last_seq,
             timezone: s.timezone.parse().ok(),
             ..LedgerState::default()
