@@ -7,6 +7,7 @@ use diesel::sql_types::{BigInt, Date, Nullable, Text};
 use super::schema::{
     accounts, categories, events, exchange_rates, idempotency_keys, transactions, user_keys,
 };
+use super::sql_time::{SqlDate, SqlTimestamp};
 use super::{DbConn, StoreError};
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
@@ -75,6 +76,68 @@ pub struct TransactionRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i64,
+}
+
+/// A [`TransactionRow`] as the writer inserts it: the same columns, with its date and times bound
+/// through [`super::sql_time`], which writes SQLite's text without chrono's formatter.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(
+    table_name = transactions,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
+pub struct NewTransaction {
+    pub id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub date: SqlDate,
+    pub occurred_at: Option<SqlTimestamp>,
+    pub description: String,
+    pub merchant: String,
+    pub category_id: Option<String>,
+    pub category_source: String,
+    pub confidence: Option<f64>,
+    pub tags: String,
+    pub notes: String,
+    pub transfer_id: Option<String>,
+    pub foreign_amount: Option<i64>,
+    pub foreign_currency: Option<String>,
+    pub source: String,
+    pub external_id: Option<String>,
+    pub created_at: SqlTimestamp,
+    pub updated_at: SqlTimestamp,
+    pub version: i64,
+}
+
+impl From<TransactionRow> for NewTransaction {
+    fn from(row: TransactionRow) -> Self {
+        NewTransaction {
+            id: row.id,
+            user_id: row.user_id,
+            account_id: row.account_id,
+            amount: row.amount,
+            currency: row.currency,
+            date: SqlDate(row.date),
+            occurred_at: row.occurred_at.map(SqlTimestamp),
+            description: row.description,
+            merchant: row.merchant,
+            category_id: row.category_id,
+            category_source: row.category_source,
+            confidence: row.confidence,
+            tags: row.tags,
+            notes: row.notes,
+            transfer_id: row.transfer_id,
+            foreign_amount: row.foreign_amount,
+            foreign_currency: row.foreign_currency,
+            source: row.source,
+            external_id: row.external_id,
+            created_at: SqlTimestamp(row.created_at),
+            updated_at: SqlTimestamp(row.updated_at),
+            version: row.version,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

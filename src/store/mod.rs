@@ -10,6 +10,7 @@ pub mod plans;
 pub mod rules;
 pub mod schema;
 pub mod sessions;
+pub mod sql_time;
 pub mod users;
 pub mod writer;
 

@@ -11,7 +11,9 @@ use diesel::prelude::*;
 use tokio::sync::oneshot;
 
 use super::budgets::{AlertRow, BudgetRow, NotificationRow};
-use super::ledger::{AccountRow, CategoryRow, EventRow, IdempotencyRow, RateRow, TransactionRow};
+use super::ledger::{
+    AccountRow, CategoryRow, EventRow, IdempotencyRow, NewTransaction, RateRow, TransactionRow,
+};
 use super::notify::{PreferencesRow, WebhookRow};
 use super::plans::{GoalRow, RecurringRow};
 use super::rules::{MemoryRow, RuleRow};
@@ -60,7 +62,8 @@ pub enum WriteOp {
     DeleteCategory(String),
     /// Clear the category of every transaction in it (before the category is deleted).
     UncategorizeTransactions(String),
-    InsertTransactions(Vec<TransactionRow>),
+    /// Built with [`WriteOp::insert_transactions`].
+    InsertTransactions(Vec<NewTransaction>),
     UpdateTransaction(TransactionRow),
     DeleteTransaction(String),
     InsertEvents(Vec<EventRow>),
@@ -99,6 +102,13 @@ pub enum WriteOp {
     PutPreferences(PreferencesRow),
     /// Test hook: make this commit fail after applying its other operations.
     InjectFailure,
+}
+
+impl WriteOp {
+    /// Insert these transactions.
+    pub fn insert_transactions(rows: Vec<TransactionRow>) -> WriteOp {
+        WriteOp::InsertTransactions(rows.into_iter().map(NewTransaction::from).collect())
+    }
 }
 
 /// When SQLite's WAL is copied back into the database (PostgreSQL ignores this).
@@ -342,7 +352,7 @@ fn apply(conn: &mut DbConn, ops: &[WriteOp]) -> Result<(), StoreError> {
                 // statement diesel prepares once (a slice of any length would be prepared anew
                 // each time: measured slower than row by row).
                 for batch in rows.chunks(INSERT_BATCH) {
-                    match <&[TransactionRow; INSERT_BATCH]>::try_from(batch) {
+                    match <&[NewTransaction; INSERT_BATCH]>::try_from(batch) {
                         Ok(full) => {
                             diesel::insert_into(transactions::table)
                                 .values(full)

@@ -665,7 +665,7 @@ impl LedgerState {
         Ok((
             rows.clone(),
             Plan {
-                ops: std::iter::once(WriteOp::InsertTransactions(rows))
+                ops: std::iter::once(WriteOp::insert_transactions(rows))
                     .chain(memory)
                     .collect(),
                 events,
@@ -1018,7 +1018,7 @@ impl LedgerState {
                 WriteOp::UpdateTransaction(out_leg),
                 WriteOp::UpdateTransaction(in_leg),
             ],
-            None => vec![WriteOp::InsertTransactions(vec![out_leg, in_leg])],
+            None => vec![WriteOp::insert_transactions(vec![out_leg, in_leg])],
         };
         Ok(Plan {
             ops,
@@ -1206,7 +1206,7 @@ impl LedgerState {
             events.push(("import.completed", json!(summary)));
         }
         Ok(Plan {
-            ops: std::iter::once(WriteOp::InsertTransactions(rows))
+            ops: std::iter::once(WriteOp::insert_transactions(rows))
                 .chain(memory)
                 .collect(),
             events,
@@ -1243,7 +1243,7 @@ impl LedgerState {
             "transactions": set.transactions.len(),
             "exchange_rates": set.rates.len(),
         });
-        ops.push(WriteOp::InsertTransactions(set.transactions));
+        ops.push(WriteOp::insert_transactions(set.transactions));
         if !set.rates.is_empty() {
             let user_id = set
                 .accounts
