@@ -15,6 +15,7 @@ fn ledgerline() -> Command {
         }
     }
     cmd.env_remove("RUST_LOG");
+    cmd.env_remove("MIMALLOC_PURGE_DELAY");
     cmd
 }
 
@@ -165,6 +166,18 @@ async fn zero_config_start_and_user_create() {
     assert_eq!(login.status(), 200);
     let body: serde_json::Value = login.json().await.unwrap();
     assert_eq!(body["user"]["role"], "admin");
+    // The server runs with its allocator tuned for imports (src/main.rs), under the same pid.
+    #[cfg(target_os = "linux")]
+    {
+        let environ = std::fs::read(format!("/proc/{}/environ", server.id())).unwrap();
+        assert!(
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == b"MIMALLOC_PURGE_DELAY=10000"),
+            "{}",
+            String::from_utf8_lossy(&environ)
+        );
+    }
     let _ = server.kill();
     let _ = server.wait();
 
