@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::actors::directory::{ask_ledger, Directory};
 use crate::actors::ledger::{
-    CreateAccount, CreateTransfer, ImportChunk, ImportRow, ListCategories, NewAccount, NewTransfer,
-    PutRates, RateInput,
+    CreateAccount, CreateTransfer, Handoff, ImportChunk, ImportRow, ListCategories, NewAccount,
+    NewTransfer, PutRates, RateInput,
 };
 use crate::app::Services;
 use crate::config::Settings;
@@ -164,7 +164,7 @@ async fn fill(
             user,
             ImportChunk {
                 account_id: *account_id,
-                rows,
+                rows: Handoff::new(rows),
                 source: TxnSource::Demo,
                 import_id: Uuid::now_v7().to_string(),
                 processed: 0,

@@ -25,8 +25,8 @@ use super::ledger::ask;
 use super::routes::at;
 use crate::actors::ledger::views::{AccountView, CategoryView, TransactionView};
 use crate::actors::ledger::{
-    AccountCurrencies, ImportChunk, ImportRow, ImportSummary, ListAccounts, ListCategories,
-    ListRates, RateInput, Restore, RestoreSet,
+    AccountCurrencies, Handoff, ImportChunk, ImportRow, ImportSummary, ListAccounts,
+    ListCategories, ListRates, RateInput, Restore, RestoreSet,
 };
 use crate::app::AppState;
 use crate::domain::export::{write_ledger_journal, JournalAccount, JournalTxn};
@@ -364,7 +364,7 @@ async fn import(
         };
         let message = ImportChunk {
             account_id,
-            rows: chunk,
+            rows: Handoff::new(chunk),
             source: TxnSource::Import,
             import_id: import_id.clone(),
             processed,

@@ -508,14 +508,19 @@ impl Handler<PutRates> for Ledger {
 impl Handler<ImportChunk> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
     fn handle(&mut self, msg: ImportChunk, _ctx: &mut Self::Context) -> Self::Result {
+        // Taken by a Ledger that stopped while handling it: this one must not guess.
+        let Some(mut rows) = msg.rows.take() else {
+            return done(Err(ApiError::Unavailable(
+                "The ledger restarted during the import; try again.".into(),
+            )));
+        };
         let uid = self.uid.clone();
         let exponent = self
             .state
             .accounts
             .get(&msg.account_id)
             .map_or(2, |a| a.currency.exponent());
-        let items = msg
-            .rows
+        let items = rows
             .iter()
             .map(|r| Item {
                 description: r.description.clone(),
@@ -527,7 +532,6 @@ impl Handler<ImportChunk> for Ledger {
                 merchant_in_description: true,
             })
             .collect();
-        let mut rows = msg.rows;
         self.write_categorized(msg.idempotency, items, move |l, assignments| {
             for (row, a) in rows.iter_mut().zip(&assignments) {
                 if let (None, Some((c, source, confidence))) = (row.category_id, a.category) {

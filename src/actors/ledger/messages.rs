@@ -1,5 +1,7 @@
 //! Messages a user's [`Ledger`](super::Ledger) takes. Writes answer with a [`Reply`] (status and
 //! JSON body, exactly what is stored for an `Idempotency-Key` replay); reads with typed views.
+use std::sync::{Arc, Mutex};
+
 use actix::Message;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -159,6 +161,30 @@ pub struct ImportRow {
     pub tags: Vec<String>,
 }
 
+/// A large payload in a message: cloning the message (as [`crate::http::ledger::ask`] does, to
+/// retry on a Ledger that stopped before taking it) shares the payload instead of copying it, and
+/// the Ledger that handles the message takes it out. A 100k-row import chunk was copied and
+/// dropped that way once per chunk, on the request's thread, while the writer waited.
+#[derive(Debug)]
+pub struct Handoff<T>(Arc<Mutex<Option<T>>>);
+
+impl<T> Clone for Handoff<T> {
+    fn clone(&self) -> Self {
+        Handoff(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Handoff<T> {
+    pub fn new(payload: T) -> Self {
+        Handoff(Arc::new(Mutex::new(Some(payload))))
+    }
+
+    /// The payload, to the first taker only.
+    pub fn take(&self) -> Option<T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// What an import did, sent with its last chunk (the `import.completed` event).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImportSummary {
@@ -214,7 +240,7 @@ write_message! {
     // `Idempotency-Key` when there is one.
     ImportChunk {
         account_id: Uuid,
-        rows: Vec<ImportRow>,
+        rows: Handoff<Vec<ImportRow>>,
         source: TxnSource,
         import_id: String,
         processed: usize,
@@ -393,4 +419,19 @@ pub struct LiveState {
     pub last_seq: i64,
     pub accounts: Vec<AccountView>,
     pub budgets: Vec<BudgetStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Handoff;
+
+    /// A retry's clone never runs the same rows twice: the first handler takes them.
+    #[test]
+    fn a_handoff_goes_to_the_first_taker_only() {
+        let sent = Handoff::new(vec![1, 2, 3]);
+        let kept_for_retry = sent.clone();
+        assert_eq!(sent.take(), Some(vec![1, 2, 3]));
+        assert_eq!(kept_for_retry.take(), None);
+        assert_eq!(sent.take(), None);
+    }
 }
