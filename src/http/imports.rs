@@ -651,7 +651,15 @@ async fn restore(
     })
     .await
     .map_err(ApiError::internal)??;
-    let reply = ask(state, who.user_id(), Restore { set, idempotency }).await??;
+    let reply = ask(
+        state,
+        who.user_id(),
+        Restore {
+            set: Handoff::new(set),
+            idempotency,
+        },
+    )
+    .await??;
     Ok(super::ledger::respond(reply))
 }
 

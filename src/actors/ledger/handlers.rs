@@ -565,7 +565,12 @@ impl Handler<ImportChunk> for Ledger {
 impl Handler<Restore> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
     fn handle(&mut self, msg: Restore, _ctx: &mut Self::Context) -> Self::Result {
-        self.write(msg.idempotency, move |l| l.state.plan_restore(msg.set))
+        let Some(set) = msg.set.take() else {
+            return done(Err(ApiError::Unavailable(
+                "The ledger restarted during the restore; try again.".into(),
+            )));
+        };
+        self.write(msg.idempotency, move |l| l.state.plan_restore(set))
     }
 }
 

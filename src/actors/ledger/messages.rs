@@ -250,7 +250,7 @@ write_message! {
         idempotency: Option<IdempotencyKey>,
     }
     /// Restore a backup into a user who has no accounts yet (their categories are replaced).
-    Restore { set: RestoreSet, idempotency: Option<IdempotencyKey> }
+    Restore { set: Handoff<RestoreSet>, idempotency: Option<IdempotencyKey> }
     CreateBudget { input: BudgetInput, today: NaiveDate, idempotency: Option<IdempotencyKey> }
     UpdateBudget { id: Uuid, input: BudgetInput, today: NaiveDate }
     DeleteBudget { id: Uuid }
