@@ -76,6 +76,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest import file accepted, in bytes.
     pub max_import_bytes: usize,
+    /// Rows per import commit (each with an `import.progress` event): big enough that each
+    /// index page is written about once per commit, small enough for steady progress events.
+    pub import_chunk_rows: usize,
     /// How many password hashes may run at once (each takes 19 MiB and ~tens of ms of a core).
     pub max_concurrent_hashes: usize,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies).
@@ -158,6 +161,7 @@ impl Default for Config {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 256 * 1024 * 1024,
+            import_chunk_rows: 100_000,
             max_concurrent_hashes: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -332,6 +336,7 @@ pub struct Settings {
     pub refresh_token_ttl: Duration,
     pub max_body_bytes: usize,
     pub max_import_bytes: usize,
+    pub import_chunk_rows: usize,
     pub max_concurrent_hashes: usize,
     pub trusted_proxies: Vec<IpAddr>,
     pub rate_limit_login_per_ip: RateLimit,
@@ -530,6 +535,7 @@ impl Config {
             refresh_token_ttl: self.refresh_token_ttl,
             max_body_bytes: self.max_body_bytes,
             max_import_bytes: self.max_import_bytes.max(self.max_body_bytes),
+            import_chunk_rows: self.import_chunk_rows.max(1),
             max_concurrent_hashes: self.max_concurrent_hashes,
             trusted_proxies: self.trusted_proxies.clone(),
             rate_limit_login_per_ip: self.rate_limit_login_per_ip,

@@ -165,6 +165,7 @@ async fn fill(
             ImportChunk {
                 account_id: *account_id,
                 rows: Handoff::new(rows),
+                next: None,
                 source: TxnSource::Demo,
                 import_id: Uuid::now_v7().to_string(),
                 processed: 0,

@@ -42,9 +42,6 @@ use crate::error::{ApiError, FieldError};
 use crate::identity::Principal;
 use crate::store::ledger::{self as q, AccountRow, CategoryRow, TransactionRow};
 
-/// Rows per commit: big enough that each index page is written about once per commit (large
-/// imports touch pages all over the indexes), small enough for steady progress events.
-const CHUNK: usize = 100_000;
 /// Rows shown in a preview.
 const SAMPLES: usize = 20;
 
@@ -349,11 +346,21 @@ async fn import(
     if rows.is_empty() {
         return Ok(HttpResponse::Ok().json(report));
     }
+    // Every chunk's message also names the next chunk's rows: the Ledger prepares those while
+    // the writer commits the chunk it was sent.
     let mut rows = rows.into_iter().map(|(_, r)| r).peekable();
+    let mut chunks: Vec<(usize, Handoff<Vec<ImportRow>>)> = Vec::new();
     while rows.peek().is_some() {
-        let chunk: Vec<ImportRow> = rows.by_ref().take(CHUNK).collect();
-        let n = chunk.len();
-        let last = rows.peek().is_none();
+        let chunk: Vec<ImportRow> = rows
+            .by_ref()
+            .take(state.settings.import_chunk_rows)
+            .collect();
+        chunks.push((chunk.len(), Handoff::new(chunk)));
+    }
+    for (i, (n, chunk)) in chunks.iter().enumerate() {
+        let n = *n;
+        let next = chunks.get(i + 1).map(|(_, rows)| rows.clone());
+        let last = next.is_none();
         // The last chunk carries the whole report (as it will be once that chunk is in), to be
         // kept with the Idempotency-Key in the same commit.
         let finished = if last {
@@ -364,7 +371,8 @@ async fn import(
         };
         let message = ImportChunk {
             account_id,
-            rows: Handoff::new(chunk),
+            rows: chunk.clone(),
+            next,
             source: TxnSource::Import,
             import_id: import_id.clone(),
             processed,

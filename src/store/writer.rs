@@ -193,16 +193,31 @@ impl Writer {
 
     /// Commit `ops` atomically for `user_id`; resolves once durable (or failed).
     pub async fn commit(&self, user_id: &str, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.submit(user_id, ops).await
+    }
+
+    /// Queue `ops` for `user_id` now (a user's commits run in the order they are queued) and
+    /// return what resolves once they are durable (or failed). Unlike [`Writer::commit`], whose
+    /// future queues nothing until it is first polled, the writer can start on them while the
+    /// caller does something else.
+    pub fn submit(
+        &self,
+        user_id: &str,
+        ops: Vec<WriteOp>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + 'static {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         user_id.hash(&mut hasher);
         let lane = (hasher.finish() % self.lanes.len() as u64) as usize;
         let (reply, answer) = oneshot::channel();
-        self.lanes[lane]
+        let sent = self.lanes[lane]
             .send(Commit { ops, reply })
-            .map_err(|_| StoreError::Task("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Task("the writer dropped a commit".into()))?
+            .map_err(|_| StoreError::Task("the writer has stopped".into()));
+        async move {
+            sent?;
+            answer
+                .await
+                .map_err(|_| StoreError::Task("the writer dropped a commit".into()))?
+        }
     }
 }
 

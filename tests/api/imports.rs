@@ -5,7 +5,7 @@ use std::process::Command;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn, Backend, TestApp};
+use crate::helpers::{spawn, spawn_with, Backend, TestApp};
 use crate::ledger::{account, balance, send, txn, user};
 use crate::on_both_backends;
 use ledgerline::domain::export::{journal_account_names, JournalAccount};
@@ -15,6 +15,7 @@ use ledgerline::domain::Currency;
 on_both_backends!(
     csv_import_previews_dedups_and_reports,
     a_long_import_keeps_every_row_and_field,
+    an_import_in_several_chunks_commits_them_in_order,
     ofx_and_qif_imports,
     bad_imports_are_clear_4xx,
     ledger_export_balances_match_hledger,
@@ -309,6 +310,126 @@ async fn a_long_import_keeps_every_row_and_field(backend: Backend) {
         ),
         (Some(0), Some(ROWS as u64))
     );
+}
+
+/// An import of several commits (the Ledger prepares each chunk while the one before commits):
+/// every row arrives once, each chunk's `import.progress` and `balance.updated` follow in order
+/// with the running balance and gapless seqs, and a merchant labelled in the first chunk is
+/// remembered for the unlabelled rows of later ones.
+async fn an_import_in_several_chunks_commits_them_in_order(backend: Backend) {
+    let Some(app) = spawn_with(backend, |c| c.import_chunk_rows = 40).await else {
+        return;
+    };
+    let t = user(&app, "chunks@example.org").await;
+    let a = account(&app, &t, "Giro", "EUR", "10.00").await;
+    const ROWS: i64 = 175;
+    let mut csv = String::from("Date,Amount,Description,Payee,Category\n");
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    for i in 0..ROWS {
+        // One date per row, rising through the file: chunk k holds rows 40k..40k+39.
+        let date = start + chrono::Days::new(i as u64);
+        let (payee, category) = match i {
+            0..40 => ("Corner Shop".to_string(), "Groceries"),
+            40..120 => (format!("Shop {i}"), ""),
+            _ => ("Corner Shop".to_string(), ""),
+        };
+        csv.push_str(&format!(
+            "{date},-{}.{:02},Card payment {i},{payee},{category}\n",
+            (100 + i) / 100,
+            (100 + i) % 100
+        ));
+    }
+    let mapping = json!({
+        "date": "Date", "amount": "Amount", "description": "Description", "payee": "Payee",
+        "category": "Category"
+    })
+    .to_string();
+    let q = format!("format=csv&account_id={a}&mapping={}", enc(&mapping));
+    let (s, report) = upload(&app, &t, &q, csv.clone().into_bytes(), "text/csv").await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["created"], ROWS, "{report}");
+    let spent: i64 = (0..ROWS).map(|i| 100 + i).sum();
+    let expected = 1000 - spent;
+    assert_eq!(
+        balance(&app, &t, &a).await,
+        format!("-{}.{:02}", -expected / 100, -expected % 100)
+    );
+
+    // The log: per chunk, its progress and the balance after it, in order, seqs without gaps.
+    let uid = app
+        .login("chunks@example.org", crate::helpers::PASSWORD)
+        .await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events: Vec<Value> = app
+        .state
+        .db
+        .run(move |conn| {
+            Ok(
+                ledgerline::store::ledger::events_after(conn, &uid, 0, 1000)?
+                    .into_iter()
+                    .map(|e| serde_json::from_str(&e.envelope).unwrap())
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    let from_import: Vec<&Value> = events
+        .iter()
+        .skip_while(|e| e["type"] != "import.progress")
+        .collect();
+    let kinds: Vec<&str> = from_import
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    let mut want = ["import.progress", "balance.updated"].repeat(5);
+    want.push("import.completed");
+    assert_eq!(kinds, want, "{kinds:?}");
+    let mut running = 1000i64;
+    for (k, pair) in from_import.chunks(2).take(5).enumerate() {
+        let end = (40 * (k as i64 + 1)).min(ROWS);
+        assert_eq!(pair[0]["payload"]["processed"], end, "{:?}", pair[0]);
+        assert_eq!(pair[0]["payload"]["total"], ROWS);
+        running -= (40 * k as i64..end).map(|i| 100 + i).sum::<i64>();
+        assert_eq!(
+            pair[1]["payload"]["balance"],
+            format!("-{}.{:02}", -running / 100, -running % 100),
+            "chunk {k}"
+        );
+    }
+    assert_eq!(from_import[10]["payload"]["created"], ROWS);
+
+    // Labelled in the first chunk, remembered for the last ones (prepared after it was in).
+    let (s, page) = send(
+        &app,
+        Method::GET,
+        "/api/v1/transactions?limit=200&q=Corner",
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let corner = page["items"].as_array().unwrap();
+    assert_eq!(corner.len(), 95, "{page}");
+    let groceries = corner
+        .iter()
+        .find(|r| r["category_source"] == "user")
+        .map(|r| r["category_id"].clone())
+        .unwrap();
+    assert!(!groceries.is_null());
+    for r in corner.iter().filter(|r| r["category_source"] != "user") {
+        assert_eq!(r["category_id"], groceries, "{r}");
+        assert_eq!(r["category_source"], "merchant_memory", "{r}");
+    }
+
+    // Again: nothing new.
+    let (s, again) = upload(&app, &t, &q, csv.into_bytes(), "text/csv").await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["created"], 0, "{again}");
+    assert_eq!(again["skipped_duplicates"], ROWS, "{again}");
 }
 
 const OFX: &str = "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>USD\n\

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::categorize;
 use super::messages::*;
-use super::plan::Plan;
+use super::plan::{Plan, PreparedChunk};
 use super::reports::{self, AccountInfo, Cashflow, CategoryInfo, Summary};
 use super::views::{AccountView, CategoryView};
 use super::{Effect, Ledger};
@@ -21,6 +21,7 @@ use crate::actors::categorizer::{Assignment, Categorize, Item};
 use crate::actors::hub::{Frame, Publish};
 use crate::actors::notifier::Nudge;
 use crate::domain::events::Envelope;
+use crate::domain::ledger::TxnSource;
 use crate::error::ApiError;
 use crate::store::ledger::{self as q, EventRow, IdempotencyRow, TransactionRow};
 use crate::store::writer::WriteOp;
@@ -131,12 +132,12 @@ impl Ledger {
         if std::mem::take(&mut self.fail_next_commit) {
             ops.push(WriteOp::InjectFailure);
         }
-        let writer = self.writer.clone();
-        let uid = self.uid.clone();
         let published = envelopes.len() as i64;
         let sent = std::time::Instant::now();
+        // Queued now: an import prepares its next chunk while this one commits.
+        let pending = self.writer.submit(&self.uid, ops);
         Box::pin(
-            async move { writer.commit(&uid, ops).await }
+            pending
                 .into_actor(self)
                 .map(move |result, act, ctx| match result {
                     Ok(()) => {
@@ -243,7 +244,8 @@ impl Ledger {
             return done(answer);
         }
         // A few items are cheaper to decide here (microseconds each) than a round trip to the
-        // pool's threads; the pool takes the big batches (imports) off this Ledger's thread.
+        // pool's threads; the pool takes big batches off this Ledger's thread. (An import
+        // categorizes its chunks here, while the writer commits the chunk before.)
         let Some(pool) = self
             .categorizer
             .clone()
@@ -505,60 +507,107 @@ impl Handler<PutRates> for Ledger {
     }
 }
 
-impl Handler<ImportChunk> for Ledger {
-    type Result = AtomicResponse<Self, WriteResult>;
-    fn handle(&mut self, msg: ImportChunk, _ctx: &mut Self::Context) -> Self::Result {
-        // Taken by a Ledger that stopped while handling it: this one must not guess.
-        let Some(mut rows) = msg.rows.take() else {
-            return done(Err(ApiError::Unavailable(
-                "The ledger restarted during the import; try again.".into(),
-            )));
-        };
-        let uid = self.uid.clone();
+impl Ledger {
+    /// Categorize an import chunk's rows (here: the chunk is prepared while the writer commits
+    /// the one before, so this thread has nothing else to do for this user) and prepare its plan.
+    fn prepare_import(
+        &self,
+        account_id: Uuid,
+        mut rows: Vec<ImportRow>,
+        source: TxnSource,
+    ) -> Option<PreparedChunk> {
+        let started = Instant::now();
         let exponent = self
             .state
             .accounts
-            .get(&msg.account_id)
+            .get(&account_id)
             .map_or(2, |a| a.currency.exponent());
-        let items = rows
-            .iter()
-            .map(|r| Item {
-                description: r.description.clone(),
-                merchant: r.merchant.clone(),
-                amount: r.amount,
+        let model = &self.state.model;
+        for row in rows.iter_mut() {
+            let item = Item {
+                description: std::mem::take(&mut row.description),
+                merchant: std::mem::take(&mut row.merchant),
+                amount: row.amount,
                 exponent,
-                account: msg.account_id,
-                has_category: r.category_id.is_some(),
+                account: account_id,
+                has_category: row.category_id.is_some(),
                 merchant_in_description: true,
-            })
-            .collect();
-        self.write_categorized(msg.idempotency, items, move |l, assignments| {
-            for (row, a) in rows.iter_mut().zip(&assignments) {
-                if let (None, Some((c, source, confidence))) = (row.category_id, a.category) {
-                    row.category_id = Some(c);
-                    row.category_source = Some(source);
-                    row.confidence = Some(confidence);
-                }
-                if let Some(m) = &a.merchant {
-                    row.merchant = m.chars().take(200).collect();
-                }
-                row.tags.extend(a.tags.iter().cloned());
-                if let (Some(n), true) = (&a.notes, row.notes.is_empty()) {
-                    row.notes = n.clone();
-                }
+            };
+            let a = model.categorize(&item);
+            row.description = item.description;
+            row.merchant = item.merchant;
+            if let (None, Some((c, source, confidence))) = (row.category_id, a.category) {
+                row.category_id = Some(c);
+                row.category_source = Some(source);
+                row.confidence = Some(confidence);
             }
-            l.state.plan_import_chunk(
-                &uid,
-                msg.account_id,
-                rows,
-                msg.source,
+            if let Some(m) = &a.merchant {
+                row.merchant = m.chars().take(200).collect();
+            }
+            row.tags.extend(a.tags.iter().cloned());
+            if let (Some(n), true) = (&a.notes, row.notes.is_empty()) {
+                row.notes = n.clone();
+            }
+        }
+        let prepared = self
+            .state
+            .prepare_import_chunk(&self.uid, account_id, rows, source);
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "prepared an import chunk"
+        );
+        prepared
+    }
+}
+
+impl Handler<ImportChunk> for Ledger {
+    type Result = AtomicResponse<Self, WriteResult>;
+    fn handle(&mut self, msg: ImportChunk, _ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        if let Some(answer) = self.replay(&msg.idempotency) {
+            return done(answer);
+        }
+        if let Err(e) = self.state.check_import_account(msg.account_id) {
+            return done(Err(e));
+        }
+        // Prepared while the chunk before committed, or now.
+        let prepared = match self.ahead.take() {
+            Some((rows, prepared)) if rows.same(&msg.rows) => Some(prepared),
+            // Taken by a Ledger that stopped while handling it: this one must not guess.
+            _ => match msg.rows.take() {
+                Some(rows) => self.prepare_import(msg.account_id, rows, msg.source),
+                None => {
+                    return done(Err(ApiError::Unavailable(
+                        "The ledger restarted during the import; try again.".into(),
+                    )))
+                }
+            },
+        };
+        let plan = prepared.ok_or(ApiError::NotFound).and_then(|p| {
+            self.state.finish_import_chunk(
+                p,
                 &msg.import_id,
                 msg.processed,
                 msg.total,
                 msg.completed,
                 msg.report,
             )
-        })
+        });
+        let committing = match plan {
+            Ok(plan) => self.commit(plan, msg.idempotency),
+            Err(e) => return done(Err(e)),
+        };
+        // The writer has this chunk now: prepare the next one meanwhile. Its rows are
+        // categorized with what the ledger knows before this chunk's lessons (a chunk's rows
+        // never learn from each other either); the rest is checked again when its turn comes.
+        if let Some(next) = msg.next {
+            if let Some(rows) = next.take() {
+                self.ahead = self
+                    .prepare_import(msg.account_id, rows, msg.source)
+                    .map(|p| (next, p));
+            }
+        }
+        AtomicResponse::new(committing)
     }
 }
 

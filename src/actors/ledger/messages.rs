@@ -183,6 +183,11 @@ impl<T> Handoff<T> {
     pub fn take(&self) -> Option<T> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
+
+    /// Whether both are handles to the same payload.
+    pub fn same(&self, other: &Handoff<T>) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// What an import did, sent with its last chunk (the `import.completed` event).
@@ -237,10 +242,12 @@ write_message! {
     /// A chunk of an import into one account; commits with an `import.progress` event (and
     /// `import.completed` with the last chunk).
     // With the last chunk, `report` is the import's whole report, its answer, kept for an
-    // `Idempotency-Key` when there is one.
+    // `Idempotency-Key` when there is one. `next` holds the next chunk's rows, prepared while
+    // this one commits (that chunk's own message names the same rows).
     ImportChunk {
         account_id: Uuid,
         rows: Handoff<Vec<ImportRow>>,
+        next: Option<Handoff<Vec<ImportRow>>>,
         source: TxnSource,
         import_id: String,
         processed: usize,

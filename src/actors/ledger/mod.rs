@@ -359,6 +359,9 @@ pub struct Ledger {
     last_active: Instant,
     fail_next_commit: bool,
     recent_keys: HashMap<String, (String, Reply)>,
+    /// An import's next chunk, prepared while the one before committed, with the rows it came
+    /// from (its message names them).
+    ahead: Option<(Handoff<Vec<ImportRow>>, plan::PreparedChunk)>,
 }
 
 impl Ledger {
@@ -384,6 +387,7 @@ impl Ledger {
             last_active: Instant::now(),
             fail_next_commit: false,
             recent_keys: HashMap::new(),
+            ahead: None,
         }
     }
 

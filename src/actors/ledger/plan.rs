@@ -17,6 +17,18 @@ use crate::store::ledger::{AccountRow, CategoryRow, RateRow, TransactionRow};
 use crate::store::writer::WriteOp;
 
 /// What a command will do, once committed.
+/// An import chunk planned as far as it can be before its turn to commit (see
+/// [`LedgerState::prepare_import_chunk`]).
+pub(crate) struct PreparedChunk {
+    account_id: Uuid,
+    created: usize,
+    delta: i128,
+    /// The categories its rows name.
+    categories: std::collections::HashSet<Uuid>,
+    ops: Vec<WriteOp>,
+    effects: Vec<Effect>,
+}
+
 pub(crate) struct Plan {
     pub ops: Vec<WriteOp>,
     pub events: Vec<(&'static str, Value)>,
@@ -1124,25 +1136,31 @@ impl LedgerState {
     // ---- imports ----------------------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    pub fn plan_import_chunk(
+    /// Whether rows can be imported into this account now (it exists and is not archived).
+    pub fn check_import_account(&self, account_id: Uuid) -> Result<(), ApiError> {
+        let mut f = Fields::default();
+        let account = self.writable_account(account_id, "account_id", &mut f);
+        f.done()?;
+        account.map(|_| ()).ok_or(ApiError::NotFound)
+    }
+
+    /// The part of planning an import chunk that does not depend on what the ledger holds when
+    /// it commits: its rows, their effects and lessons. The Ledger prepares chunk k+1 this way
+    /// while chunk k commits; [`LedgerState::finish_import_chunk`] then checks it against the
+    /// state of that moment. Rows naming a category that does not exist are left out, as before.
+    /// `None` when the account is not writable (see [`LedgerState::check_import_account`]).
+    pub fn prepare_import_chunk(
         &self,
         user_id: &str,
         account_id: Uuid,
         rows: Vec<ImportRow>,
         source: TxnSource,
-        import_id: &str,
-        processed: usize,
-        total: usize,
-        completed: Option<ImportSummary>,
-        report: Option<String>,
-    ) -> Result<Plan, ApiError> {
-        let mut f = Fields::default();
-        let account = self.writable_account(account_id, "account_id", &mut f);
-        f.done()?;
-        let account = account.ok_or(ApiError::NotFound)?;
+    ) -> Option<PreparedChunk> {
+        let account = self.accounts.get(&account_id).filter(|a| !a.row.archived)?;
         let at = now();
         let currency = account.currency.code().to_string();
         let mut effects = Vec::with_capacity(rows.len());
+        let mut categories: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
         let mut delta = 0i128;
         let rows: Vec<TransactionRow> = rows
             .into_iter()
@@ -1152,6 +1170,9 @@ impl LedgerState {
             })
             .map(|r| {
                 delta += i128::from(r.amount);
+                if let Some(c) = r.category_id {
+                    categories.insert(c);
+                }
                 effects.push(Effect::Txn {
                     old: None,
                     new: Some(Facts {
@@ -1181,7 +1202,11 @@ impl LedgerState {
                     .to_string(),
                     category_id: r.category_id.map(|c| c.to_string()),
                     confidence: r.category_id.and(r.confidence),
-                    tags: serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".to_string()),
+                    tags: if r.tags.is_empty() {
+                        "[]".to_string()
+                    } else {
+                        serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".to_string())
+                    },
                     notes: r.notes,
                     transfer_id: None,
                     foreign_amount: None,
@@ -1197,6 +1222,46 @@ impl LedgerState {
         let created = rows.len();
         let (lessons, memory) = self.lessons(user_id, &rows);
         effects.extend(lessons);
+        Some(PreparedChunk {
+            account_id,
+            created,
+            delta,
+            categories,
+            ops: std::iter::once(WriteOp::insert_transactions(rows))
+                .chain(memory)
+                .collect(),
+            effects,
+        })
+    }
+
+    /// The plan of a prepared import chunk, checked against the ledger as it is now: the account
+    /// still takes transactions, every category its rows name still exists (409 if one was
+    /// deleted in between: run the import again, rows already in are skipped), and the balance
+    /// event shows the balance after it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_import_chunk(
+        &self,
+        prepared: PreparedChunk,
+        import_id: &str,
+        processed: usize,
+        total: usize,
+        completed: Option<ImportSummary>,
+        report: Option<String>,
+    ) -> Result<Plan, ApiError> {
+        let PreparedChunk {
+            account_id,
+            created,
+            delta,
+            categories,
+            ops,
+            effects,
+        } = prepared;
+        self.check_import_account(account_id)?;
+        if categories.iter().any(|c| !self.categories.contains_key(c)) {
+            return Err(ApiError::Conflict(
+                "A category this import uses was deleted while it ran.".into(),
+            ));
+        }
         let mut events = vec![(
             "import.progress",
             json!({ "import_id": import_id, "account_id": account_id, "processed": processed + created, "total": total }),
@@ -1206,9 +1271,7 @@ impl LedgerState {
             events.push(("import.completed", json!(summary)));
         }
         Ok(Plan {
-            ops: std::iter::once(WriteOp::insert_transactions(rows))
-                .chain(memory)
-                .collect(),
+            ops,
             events,
             effects,
             reply: match report {
