@@ -164,7 +164,10 @@ impl Writer {
             let (tx, rx) = mpsc::channel::<Commit>();
             std::thread::Builder::new()
                 .name(format!("ledgerline-writer-{lane}"))
-                .spawn(move || run_lane(conn, rx, checkpoints.writer))
+                .spawn({
+                    let url = url.clone();
+                    move || run_lane(conn, &url, rx, checkpoints.writer)
+                })
                 .map_err(|e| StoreError::Task(e.to_string()))?;
             senders.push(tx);
         }
@@ -221,8 +224,28 @@ impl Writer {
     }
 }
 
-fn run_lane(mut conn: DbConn, rx: mpsc::Receiver<Commit>, checkpoint_every: Duration) {
-    let sqlite = matches!(conn, DbConn::Sqlite(_));
+/// A batch inserting this many transactions at once (an import chunk, a restore) goes through
+/// the lane's bulk connection.
+const BULK_ROWS: usize = 1_000;
+
+fn is_bulk(batch: &[Commit]) -> bool {
+    batch.iter().flat_map(|c| &c.ops).any(|op| match op {
+        WriteOp::InsertTransactions(rows) => rows.len() >= BULK_ROWS,
+        _ => false,
+    })
+}
+
+fn run_lane(
+    mut small: DbConn,
+    url: &DatabaseUrl,
+    rx: mpsc::Receiver<Commit>,
+    checkpoint_every: Duration,
+) {
+    let sqlite = matches!(small, DbConn::Sqlite(_));
+    // SQLite only: bulk batches get a connection of their own with a large page cache (the
+    // small one keeps commits of a few rows cheap; see `store::SQLITE_WRITER_PRAGMAS`). Both
+    // are used by this thread alone, one after the other.
+    let mut bulk: Option<DbConn> = None;
     let mut checkpointed = Instant::now();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -233,6 +256,17 @@ fn run_lane(mut conn: DbConn, rx: mpsc::Receiver<Commit>, checkpoint_every: Dura
             }
         }
         let started = Instant::now();
+        if sqlite && bulk.is_none() && is_bulk(&batch) {
+            bulk = crate::store::connect_bulk_writer(url)
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "no bulk connection; using the writer's"),
+                )
+                .ok();
+        }
+        let conn = match &mut bulk {
+            Some(b) if is_bulk(&batch) => b,
+            _ => &mut small,
+        };
         // Fast path: the whole batch in one transaction. Should any command fail, the batch is
         // rolled back and every command is committed on its own, so one bad command fails alone.
         let together = conn.transaction::<_, StoreError, _>(|conn| {
@@ -270,7 +304,7 @@ fn run_lane(mut conn: DbConn, rx: mpsc::Receiver<Commit>, checkpoint_every: Dura
         // two under full load.
         if sqlite && checkpointed.elapsed() >= checkpoint_every {
             checkpointed = Instant::now();
-            checkpoint(&mut conn, "writer");
+            checkpoint(&mut small, "writer");
         }
     }
 }
