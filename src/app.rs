@@ -86,13 +86,14 @@ impl Services {
             let lanes = (settings.db_pool_size as usize / 4).clamp(1, 4);
             actix_web::rt::task::spawn_blocking(move || Writer::start(&url, lanes)).await??
         };
-        // Ledgers run on their own threads, one per core, away from the HTTP workers.
-        let ledger_threads: Vec<_> = (0..settings.workers.max(1))
-            .map(|_| Arbiter::new().handle())
-            .collect();
+        // A Ledger starts on the HTTP worker whose request woke it (no thread hop between that
+        // connection and its Ledger); these threads, one per two workers (one per core by
+        // default), take the ones the Scheduler wakes.
+        let per_core = (settings.workers / 2).max(1);
+        let ledger_threads: Vec<_> = (0..per_core).map(|_| Arbiter::new().handle()).collect();
         let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), |_| Hub::default());
         // CPU-bound categorizing and message parsing, on threads of its own.
-        let categorizer = SyncArbiter::start(settings.workers.max(1), || Categorizer);
+        let categorizer = SyncArbiter::start(per_core, || Categorizer);
         // The outbox's sender: email and webhooks, retried until delivered or dead.
         let outbound = Arc::new(Outbound::from_settings(settings)?);
         let notifier = {

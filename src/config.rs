@@ -60,7 +60,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `ledgerline=debug,actix_web=info`.
     pub log_level: String,
-    /// HTTP worker threads; 0 means one per CPU core.
+    /// HTTP worker threads, which also run the Ledgers their requests wake; 0 means two per CPU
+    /// core.
     pub workers: usize,
     /// Where the JWT signing key lives; default `<data_dir>/signing.key`, created on first start.
     pub signing_key_file: Option<PathBuf>,
@@ -521,10 +522,13 @@ impl Config {
             db_pool_size: self.db_pool_size,
             log_format: self.log_format,
             log_level: self.log_level.clone(),
+            // Two per core: a Ledger runs on the worker whose request woke it, so these threads
+            // do what an HTTP worker and a Ledger thread per core did before (session 12 in
+            // docs/benchmarks.md: one per core lost ~6 % of creates/s at 64 connections).
             workers: if self.workers == 0 {
-                std::thread::available_parallelism()
+                2 * std::thread::available_parallelism()
                     .map(|n| n.get())
-                    .unwrap_or(2)
+                    .unwrap_or(1)
             } else {
                 self.workers
             },

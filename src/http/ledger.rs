@@ -13,14 +13,14 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::json;
-use crate::actors::directory::ask_ledger;
+use crate::actors::directory::ask_ledger_here;
 use crate::actors::ledger::{IdempotencyKey, Ledger, Reply};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::identity::Principal;
 use crate::store::ledger as q;
 
-/// Send a message to the user's Ledger (see [`ask_ledger`]), mapping mailbox failures to 503.
+/// Send a message to the user's Ledger (see [`ask_ledger_here`]), mapping mailbox failures to 503.
 pub async fn ask<M>(state: &AppState, user_id: Uuid, msg: M) -> Result<M::Result, ApiError>
 where
     M: Message + Send + Clone + 'static,
@@ -43,7 +43,7 @@ where
             Err(e) => return Err(unavailable(e)),
         }
     }
-    ask_ledger(state.identity.directory(), user_id, msg)
+    ask_ledger_here(state.identity.directory(), user_id, msg)
         .await
         .map_err(unavailable)
 }

@@ -87,7 +87,7 @@ impl Handler<LedgerFor> for Directory {
     type Result = MessageResult<LedgerFor>;
 
     fn handle(&mut self, msg: LedgerFor, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.ledger(msg.user_id))
+        MessageResult(self.ledger(msg.user_id, msg.near))
     }
 }
 

@@ -51,6 +51,9 @@ pub struct CachedUsers;
 #[rtype(result = "actix::Addr<Ledger>")]
 pub struct LedgerFor {
     pub user_id: Uuid,
+    /// Where to start it if it must be started: the asking request's HTTP worker, so that this
+    /// connection's requests reach it without a thread hop. `None`: the Ledger threads in turn.
+    pub near: Option<actix::ArbiterHandle>,
 }
 
 /// The user was deleted: stop their Ledger and forget them.

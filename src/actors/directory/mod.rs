@@ -71,8 +71,9 @@ impl LedgerIndex {
     }
 }
 
-/// Send a message to a user's Ledger, starting it if needed. A Ledger that stopped between the
-/// lookup and the send (idle, failure) did not take the message, so it goes to the fresh one.
+/// Send a message to a user's Ledger, starting it if needed (on the Ledger threads, in turn). A
+/// Ledger that stopped between the lookup and the send (idle, failure) did not take the message,
+/// so it goes to the fresh one.
 pub async fn ask_ledger<M>(
     directory: &Addr<Directory>,
     user_id: Uuid,
@@ -83,9 +84,41 @@ where
     M::Result: Send + 'static,
     Ledger: actix::Handler<M>,
 {
+    ask_ledger_at(directory, user_id, None, msg).await
+}
+
+/// [`ask_ledger`] from a client's connection (an HTTP worker, or a WebSocket session on one): a
+/// Ledger that has to be started starts on this thread, so that the requests of the connection
+/// that woke it need no thread hop to reach it and none to get its answer back (at one
+/// connection, ~12 % of a create's server CPU and latency; docs/benchmarks.md, session 12).
+pub async fn ask_ledger_here<M>(
+    directory: &Addr<Directory>,
+    user_id: Uuid,
+    msg: M,
+) -> Result<M::Result, actix::MailboxError>
+where
+    M: actix::Message + Send + Clone + 'static,
+    M::Result: Send + 'static,
+    Ledger: actix::Handler<M>,
+{
+    ask_ledger_at(directory, user_id, actix::Arbiter::try_current(), msg).await
+}
+
+async fn ask_ledger_at<M>(
+    directory: &Addr<Directory>,
+    user_id: Uuid,
+    near: Option<ArbiterHandle>,
+    msg: M,
+) -> Result<M::Result, actix::MailboxError>
+where
+    M: actix::Message + Send + Clone + 'static,
+    M::Result: Send + 'static,
+    Ledger: actix::Handler<M>,
+{
     let mut last = actix::MailboxError::Closed;
     for _ in 0..3 {
-        let ledger = directory.send(LedgerFor { user_id }).await?;
+        let near = near.clone();
+        let ledger = directory.send(LedgerFor { user_id, near }).await?;
         match ledger.send(msg.clone()).await {
             Ok(answer) => return Ok(answer),
             Err(e @ actix::MailboxError::Closed) => last = e,
@@ -155,7 +188,7 @@ pub struct Directory {
     hub: Option<Addr<Hub>>,
     categorizer: Option<Addr<Categorizer>>,
     notifier: Option<Addr<Notifier>>,
-    /// Threads the Ledgers run on, used in turn.
+    /// Threads for Ledgers that no connection woke (the Scheduler's, say), used in turn.
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
     /// Running Ledgers (readable from other threads).
@@ -200,8 +233,9 @@ impl Directory {
         self
     }
 
-    /// The user's live Ledger, starting one when there is none or the last one stopped.
-    fn ledger(&mut self, user_id: Uuid) -> Addr<Ledger> {
+    /// The user's live Ledger, starting one when there is none or the last one stopped: on
+    /// `near` when given (the asking connection's thread), else on the Ledger threads in turn.
+    fn ledger(&mut self, user_id: Uuid, near: Option<ArbiterHandle>) -> Addr<Ledger> {
         if let Some(addr) = self.ledgers.0.read().get(&user_id) {
             if addr.connected() {
                 return addr.clone();
@@ -213,7 +247,9 @@ impl Directory {
         let make = move |_: &mut Context<Ledger>| {
             Ledger::new(user_id, db, writer, hub, categorizer, notifier)
         };
-        let addr = if self.arbiters.is_empty() {
+        let addr = if let Some(arbiter) = near {
+            Ledger::start_in_arbiter(&arbiter, make)
+        } else if self.arbiters.is_empty() {
             Ledger::create(make)
         } else {
             let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];

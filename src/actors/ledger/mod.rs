@@ -455,6 +455,11 @@ impl Actor for Ledger {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        tracing::debug!(
+            user_id = %self.user_id,
+            thread = std::thread::current().name().unwrap_or("?"),
+            "ledger started"
+        );
         self.rebuild(ctx);
         ctx.run_interval(Duration::from_secs(30), |act, ctx| {
             if act.last_active.elapsed() >= IDLE_STOP {

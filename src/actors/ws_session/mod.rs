@@ -15,7 +15,7 @@ use actix_web_actors::ws;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::actors::directory::{ask_ledger, Directory};
+use crate::actors::directory::{ask_ledger_here, Directory};
 use crate::actors::hub::{Frame, Hub, Join, Leave, CLOSE_SESSION_REVOKED, CLOSE_SLOW_CONSUMER};
 use crate::actors::ledger::LiveSnapshot;
 use crate::store::{ledger as q, Db};
@@ -149,7 +149,7 @@ impl WsSession {
         let (user_id, since) = (self.user_id, self.since);
         let work = async move {
             hub.send(join).await.map_err(|e| e.to_string())?;
-            let snapshot = ask_ledger(&directory, user_id, LiveSnapshot)
+            let snapshot = ask_ledger_here(&directory, user_id, LiveSnapshot)
                 .await
                 .map_err(|e| e.to_string())?;
             let seq = snapshot.last_seq;

@@ -104,8 +104,14 @@ impl Client {
         })
     }
 
-    /// Open the connection now (so that the first measured request does not pay for it).
+    /// Open the connection now (so that the first measured request does not pay for it), unless
+    /// it is open (the server closes idle ones: then it is opened again).
     pub async fn connect(&mut self) -> Result<()> {
+        if let Some(c) = &self.conn {
+            if !c.sender.is_closed() && !c.driver.is_finished() {
+                return Ok(());
+            }
+        }
         let conn = tokio::time::timeout(self.timeout, connect(self.addr))
             .await
             .map_err(|_| anyhow!("connecting to {} timed out", self.addr))??;

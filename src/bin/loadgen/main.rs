@@ -184,11 +184,17 @@ fn real_main(args: Args) -> Result<ExitCode> {
     .context("cannot start the tokio runtime")?;
 
     runtime.block_on(async move {
-        let users = setup::prepare(&args, &target, request_timeout).await?;
+        // With a connection per user or more, user i is set up over connection i (see prepare).
+        let mut clients = Vec::new();
+        if args.connections >= args.users {
+            run::connect(&mut clients, args.users, &target, request_timeout).await?;
+        }
+        let users = setup::prepare(&args, &target, request_timeout, &mut clients).await?;
         let refresher = setup::spawn_refresher(users.clone(), target.clone(), request_timeout);
         let outcome = run::run(
             &args,
             &target,
+            clients,
             users.clone(),
             warmup,
             duration,

@@ -212,10 +212,30 @@ async fn drive(
     Ok(stats)
 }
 
-/// Warm up, measure for `duration`, and gather the results.
+/// Open keep-alive connections until there are `count`, numbered from `clients.len()` on.
+pub async fn connect(
+    clients: &mut Vec<Client>,
+    count: u32,
+    target: &Target,
+    timeout: Duration,
+) -> Result<()> {
+    for i in clients.len() as u32..count {
+        let mut client = Client::new(target, timeout)?;
+        client
+            .connect()
+            .await
+            .with_context(|| format!("opening connection {i}"))?;
+        clients.push(client);
+    }
+    Ok(())
+}
+
+/// Warm up, measure for `duration` over `--connections` connections, connection i driving user
+/// i % users: first `clients` (those that set up their user, see `setup::prepare`), then new ones.
 pub async fn run(
     args: &Args,
     target: &Target,
+    mut clients: Vec<Client>,
     users: Users,
     warmup: Duration,
     duration: Duration,
@@ -231,15 +251,13 @@ pub async fn run(
         duration.as_secs_f64(),
         args.threads
     );
-    let mut clients = Vec::with_capacity(args.connections as usize);
-    for i in 0..args.connections {
-        let mut client = Client::new(target, timeout)?;
+    for (i, client) in clients.iter_mut().enumerate() {
         client
             .connect()
             .await
-            .with_context(|| format!("opening connection {i}"))?;
-        clients.push(client);
+            .with_context(|| format!("opening connection {i} again"))?;
     }
+    connect(&mut clients, args.connections, target, timeout).await?;
     let start = Instant::now();
     let start_measuring = start + warmup;
     let end = start_measuring + duration;

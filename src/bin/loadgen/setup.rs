@@ -186,8 +186,15 @@ async fn seed(client: &mut Client, user: &User, count: u32) -> Result<()> {
     Ok(())
 }
 
-/// Register `--users` users with one EUR account each, `--setup-concurrency` at a time.
-pub async fn prepare(args: &Args, target: &Target, timeout: Duration) -> Result<Users> {
+/// Register `--users` users with one EUR account each, `--setup-concurrency` at a time. User i
+/// is set up over `connections[i]` when there is one (the connection that drives it afterwards), as an app signs in and goes on over the same connection (the
+/// server starts a user's Ledger on the thread of the connection that first needs it).
+pub async fn prepare(
+    args: &Args,
+    target: &Target,
+    timeout: Duration,
+    connections: &mut Vec<Client>,
+) -> Result<Users> {
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let total = args.users;
     let started = Instant::now();
@@ -195,6 +202,8 @@ pub async fn prepare(args: &Args, target: &Target, timeout: Duration) -> Result<
         "loadgen: registering {total} users (run {run_id}) at {} ({} at a time)…",
         args.url, args.setup_concurrency
     );
+    let own: Vec<Option<Client>> = connections.drain(..).map(Some).collect();
+    let own = Arc::new(Mutex::new(own));
     let next = Arc::new(AtomicU32::new(0));
     let done = Arc::new(AtomicU32::new(0));
     let step = (total / 20).max(1);
@@ -203,7 +212,8 @@ pub async fn prepare(args: &Args, target: &Target, timeout: Duration) -> Result<
         let next = next.clone();
         let done = done.clone();
         let run_id = run_id.clone();
-        let mut client = Client::new(target, timeout)?;
+        let own = own.clone();
+        let mut spare = Client::new(target, timeout)?;
         let seed_count = args.seed;
         workers.spawn(async move {
             let mut mine = Vec::new();
@@ -212,9 +222,21 @@ pub async fn prepare(args: &Args, target: &Target, timeout: Duration) -> Result<
                 if index >= total {
                     return Ok::<_, anyhow::Error>(mine);
                 }
-                let user = register(&mut client, &run_id, index).await?;
+                let slot = |own: &Mutex<Vec<Option<Client>>>, client: Option<Client>| {
+                    let mut own = own.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    match own.get_mut(index as usize) {
+                        Some(place) => std::mem::replace(place, client),
+                        None => None,
+                    }
+                };
+                let mut taken = slot(&own, None);
+                let client = taken.as_mut().unwrap_or(&mut spare);
+                let user = register(client, &run_id, index).await?;
                 if seed_count > 0 {
-                    seed(&mut client, &user, seed_count).await?;
+                    seed(client, &user, seed_count).await?;
+                }
+                if taken.is_some() {
+                    slot(&own, taken);
                 }
                 mine.push(user);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -244,6 +266,13 @@ pub async fn prepare(args: &Args, target: &Target, timeout: Duration) -> Result<
     users.sort_by_key(|u| u.index);
     if users.len() != total as usize {
         bail!("setup made {} users instead of {total}", users.len());
+    }
+    let own = std::mem::take(&mut *own.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    if !own.is_empty() {
+        *connections = own
+            .into_iter()
+            .map(|c| c.ok_or_else(|| anyhow!("a connection was not given back after setup")))
+            .collect::<Result<_>>()?;
     }
     eprintln!(
         "loadgen: setup done in {:.1} s",
