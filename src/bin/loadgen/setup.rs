@@ -187,8 +187,9 @@ async fn seed(client: &mut Client, user: &User, count: u32) -> Result<()> {
 }
 
 /// Register `--users` users with one EUR account each, `--setup-concurrency` at a time. User i
-/// is set up over `connections[i]` when there is one (the connection that drives it afterwards), as an app signs in and goes on over the same connection (the
-/// server starts a user's Ledger on the thread of the connection that first needs it).
+/// is set up over `connections[i]` when there is one (the connection that drives it afterwards),
+/// as an app signs in and goes on over the same connection: the server starts a user's Ledger on
+/// the thread of the connection that first needs it.
 pub async fn prepare(
     args: &Args,
     target: &Target,
