@@ -296,13 +296,16 @@ async fn import(
         "import keys loaded"
     );
     let rows_in_file = parsed.rows.len() + parsed.errors.len();
-    // A million rows take seconds of CPU here too: off the event loop, as the parse.
+    // The checks that need no other row, and the date order. The rest of the checking (content
+    // keys, duplicates of rows already in the account) goes a chunk at a time, each chunk while
+    // the ones before it are written.
     let chunk_rows = state.settings.import_chunk_rows;
-    let mut checked =
-        web::block(move || check_rows(parsed, &existing, account_id, currency, &index, chunk_rows))
-            .await
-            .map_err(ApiError::internal)?;
-    let total = checked.lines.len();
+    let checker = web::block(move || {
+        RowChecker::new(parsed, existing, account_id, currency, index, chunk_rows)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let total = checker.candidates();
     tracing::debug!(
         rows = total,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -317,306 +320,320 @@ async fn import(
         preview: query.preview,
         rows_in_file,
         created: 0,
-        skipped_duplicates: checked.skipped,
-        failed: std::mem::take(&mut checked.failed),
+        skipped_duplicates: 0,
+        failed: Vec::new(),
         samples: Vec::new(),
     };
     if query.preview {
-        report.samples = checked
-            .rows()
-            .take(SAMPLES)
+        let (checker, would_create, samples) = web::block(move || {
+            let mut checker = checker;
+            let (mut count, mut samples) = (0, Vec::new());
+            while let Some(chunk) = checker.next_chunk() {
+                count += chunk.len();
+                if samples.len() < SAMPLES {
+                    samples.extend(chunk.samples(SAMPLES - samples.len(), currency));
+                }
+            }
+            (checker, count, samples)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        report.skipped_duplicates = checker.skipped;
+        report.failed = checker.failed;
+        report.samples = samples;
+        return Ok(
+            HttpResponse::Ok().json(json!({ "would_create": would_create, "report": report }))
+        );
+    }
+
+    // Chunk k is sent with chunk k+1 (the Ledger prepares that one while the writer commits k),
+    // and chunk k+2 is checked meanwhile.
+    let (checker, first) = next_chunk(checker).await?;
+    let Some(mut current) = first else {
+        report.skipped_duplicates = checker.skipped;
+        report.failed = checker.failed;
+        return Ok(HttpResponse::Ok().json(report));
+    };
+    let (mut checker, mut upcoming) = next_chunk(checker).await?;
+    let mut created = 0;
+    loop {
+        let n = current.len();
+        let last = upcoming.is_none();
+        // The last chunk carries the whole report (as it will be once that chunk is in), to be
+        // kept with the Idempotency-Key in the same commit.
+        let (finished, completed) = if last {
+            report.created = created + n;
+            report.skipped_duplicates = checker.skipped;
+            report.failed = std::mem::take(&mut checker.failed);
+            let summary = ImportSummary {
+                import_id: import_id.clone(),
+                account_id,
+                created: report.created,
+                skipped_duplicates: report.skipped_duplicates,
+                failed: report.failed.len(),
+            };
+            (
+                Some(serde_json::to_string(&report).map_err(ApiError::internal)?),
+                Some(summary),
+            )
+        } else {
+            (None, None)
+        };
+        let message = ImportChunk {
+            account_id,
+            rows: current.handoff.clone(),
+            next: upcoming.as_ref().map(|c| c.handoff.clone()),
+            source: TxnSource::Import,
+            import_id: import_id.clone(),
+            // The progress event (`processed` + this chunk's rows) counts the rows checked so
+            // far, written or skipped as already there; with the last chunk, all of them.
+            processed: if last {
+                checker.checked
+            } else {
+                current.checked
+            } - n,
+            total,
+            completed,
+            idempotency: if last { idempotency.clone() } else { None },
+            report: finished,
+        };
+        let (answer, after) = match upcoming.is_some() {
+            true => {
+                let (answer, after) = futures_util::future::join(
+                    ask(&state, who.user_id(), message),
+                    next_chunk(checker),
+                )
+                .await;
+                (answer, Some(after?))
+            }
+            false => (ask(&state, who.user_id(), message).await, None),
+        };
+        if let Err(e) = answer? {
+            tracing::warn!(import_id = %import_id, created, total, error = %e, "import stopped part way");
+            return Err(match e {
+                ApiError::Conflict(_) | ApiError::Unavailable(_) => ApiError::Unavailable(format!(
+                    "The import stopped after {created} of {total} new rows ({e}). Run it again: rows already imported are skipped."
+                )),
+                other => other,
+            });
+        }
+        created += n;
+        tracing::debug!(
+            processed = created,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "import chunk in"
+        );
+        match (upcoming, after) {
+            (Some(next), Some((c, later))) => {
+                current = next;
+                upcoming = later;
+                checker = c;
+            }
+            _ => break,
+        }
+    }
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// [`RowChecker::next_chunk`] off the event loop.
+async fn next_chunk(
+    mut checker: RowChecker,
+) -> Result<(RowChecker, Option<CheckedChunk>), ApiError> {
+    web::block(move || {
+        let chunk = checker.next_chunk();
+        (checker, chunk)
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// Checks and deduplicates the rows of a parsed file, in date order (file order within a day),
+/// a chunk at a time: the first chunk can be written while the rest are still being checked.
+///
+/// Up front ([`RowChecker::new`]), in file order: the checks that need no other row (date,
+/// amount, currency) and repeats within the file of an `external_id`. Then chunk by chunk: each
+/// row's deduplication key and whether the account already holds it. A row without an
+/// `external_id` is keyed by its date, the start of its content hash and which occurrence of that
+/// content it is in the file, so two identical rows of one statement are both kept; identical rows
+/// share their date, so counting them in date order (file order within the day) numbers them as
+/// file order does.
+struct RowChecker {
+    /// The parsed rows in file order, each taken when its chunk is checked.
+    rows: Vec<Option<ImportedRow>>,
+    /// Where in `rows` the rows that passed the first checks are, in date order.
+    order: Vec<usize>,
+    /// How many of `order` have been checked.
+    checked: usize,
+    chunk_rows: usize,
+    account_key: String,
+    existing: HashSet<String>,
+    categories: HashMap<String, Uuid>,
+    /// Occurrences so far of each content, keyed by the first half of its SHA-256 (the part the
+    /// key keeps).
+    occurrences: HashMap<[u8; 16], usize>,
+    /// Rows that will not be written, and why.
+    failed: Vec<FailedRow>,
+    /// Duplicates skipped so far: within the file, or already in the account.
+    skipped: usize,
+}
+
+/// Rows to write, in date order, with where they are in the file.
+struct CheckedChunk {
+    /// The rows, shared with the Ledger messages that carry them.
+    handoff: Handoff<Vec<ImportRow>>,
+    /// The line in the file of each row.
+    lines: Vec<usize>,
+    /// How many rows of the date order had been checked once this chunk was complete.
+    checked: usize,
+}
+
+impl CheckedChunk {
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The first `max` rows as a preview shows them.
+    fn samples(self, max: usize, currency: Currency) -> Vec<Sample> {
+        let rows = self.handoff.take().unwrap_or_default();
+        self.lines
+            .into_iter()
+            .zip(rows)
+            .take(max)
             .map(|(line, r)| Sample {
                 line,
                 date: r.date,
                 amount: crate::domain::money::format_minor(r.amount, currency.exponent()),
-                description: r.description.clone(),
-                merchant: r.merchant.clone(),
+                description: r.description,
+                merchant: r.merchant,
                 category_id: r.category_id,
-                external_id: r.external_id.clone(),
+                external_id: r.external_id,
+            })
+            .collect()
+    }
+}
+
+impl RowChecker {
+    fn new(
+        parsed: Parsed,
+        existing: HashSet<String>,
+        account_id: Uuid,
+        currency: Currency,
+        categories: HashMap<String, Uuid>,
+        chunk_rows: usize,
+    ) -> RowChecker {
+        let mut failed: Vec<FailedRow> = parsed
+            .errors
+            .into_iter()
+            .map(|e| FailedRow {
+                line: e.line,
+                reason: e.reason,
             })
             .collect();
-        report.created = 0;
-        return Ok(HttpResponse::Ok().json(json!({ "would_create": total, "report": report })));
-    }
-
-    let skipped = checked.skipped;
-    let failed_count = report.failed.len();
-    let mut processed = 0;
-    if total == 0 {
-        return Ok(HttpResponse::Ok().json(report));
-    }
-    // Every chunk's message also names the next chunk's rows: the Ledger prepares those while
-    // the writer commits the chunk it was sent.
-    let chunks: Vec<(usize, Handoff<Vec<ImportRow>>)> = checked
-        .chunks
-        .into_iter()
-        .map(|chunk| (chunk.len(), Handoff::new(chunk)))
-        .collect();
-    for (i, (n, chunk)) in chunks.iter().enumerate() {
-        let n = *n;
-        let next = chunks.get(i + 1).map(|(_, rows)| rows.clone());
-        let last = next.is_none();
-        // The last chunk carries the whole report (as it will be once that chunk is in), to be
-        // kept with the Idempotency-Key in the same commit.
-        let finished = if last {
-            report.created = total;
-            Some(serde_json::to_string(&report).map_err(ApiError::internal)?)
-        } else {
-            None
-        };
-        let message = ImportChunk {
-            account_id,
-            rows: chunk.clone(),
-            next,
-            source: TxnSource::Import,
-            import_id: import_id.clone(),
-            processed,
-            total,
-            completed: last.then(|| ImportSummary {
-                import_id: import_id.clone(),
-                account_id,
-                created: total,
-                skipped_duplicates: skipped,
-                failed: failed_count,
-            }),
-            idempotency: if last { idempotency.clone() } else { None },
-            report: finished,
-        };
-        match ask(&state, who.user_id(), message).await? {
-            Ok(_) => {
-                processed += n;
-                tracing::debug!(
-                    processed,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "import chunk in"
-                );
-            }
-            Err(e) => {
-                tracing::warn!(import_id = %import_id, processed, total, error = %e, "import stopped part way");
-                return Err(match e {
-                    ApiError::Conflict(_) | ApiError::Unavailable(_) => ApiError::Unavailable(format!(
-                        "The import stopped after {processed} of {total} new rows ({e}). Run it again: rows already imported are skipped."
-                    )),
-                    other => other,
-                });
-            }
-        }
-    }
-    report.created = processed;
-    Ok(HttpResponse::Ok().json(report))
-}
-
-/// The rows of a parsed file that will be written, in date order, with why the others are not.
-struct Checked {
-    /// The rows to write, in date order, in chunks of at most the configured size (one Ledger
-    /// message each). Each row is moved once, from its place in the file into its chunk: with a
-    /// million ~200-byte rows, every extra pass that moved them into a new vector cost a few
-    /// hundred milliseconds, most of it the kernel zeroing the fresh memory.
-    chunks: Vec<Vec<ImportRow>>,
-    /// The line in the file of each row in `chunks`, in the same order.
-    lines: Vec<usize>,
-    failed: Vec<FailedRow>,
-    skipped: usize,
-}
-
-impl Checked {
-    /// Each row to write with its line in the file, in date order.
-    fn rows(&self) -> impl Iterator<Item = (usize, &ImportRow)> {
-        self.lines.iter().copied().zip(self.chunks.iter().flatten())
-    }
-}
-
-/// Check each parsed row, give it its deduplication key and drop the duplicates: rows whose key
-/// the account already holds, and repeats within the file of an `external_id`. A row without an
-/// `external_id` is keyed by its date, the start of its content hash and which occurrence of that
-/// content it is in the file, so two identical rows of one statement are both kept. The rows
-/// come out in date order, in chunks of `chunk_rows`.
-fn check_rows(
-    parsed: Parsed,
-    existing: &HashSet<String>,
-    account_id: Uuid,
-    currency: Currency,
-    index: &HashMap<String, Uuid>,
-    chunk_rows: usize,
-) -> Checked {
-    let mut failed: Vec<FailedRow> = parsed
-        .errors
-        .into_iter()
-        .map(|e| FailedRow {
-            line: e.line,
-            reason: e.reason,
-        })
-        .collect();
-    let account_key = account_id.to_string();
-    let mut prepared = prepare_rows(parsed.rows, &account_key, currency, index);
-    // In file order: duplicates within the file and against the account, and the occurrence count
-    // that keeps identical rows (two coffees of the same price on the same day) apart. The rows
-    // stay where they are; `order` notes the ones to write.
-    let mut seen: HashSet<String> = HashSet::new();
-    // Keyed by the first half of the SHA-256 (the part the key keeps), not by its hex.
-    let mut occurrences: HashMap<[u8; 16], usize> = HashMap::with_capacity(prepared.len());
-    let mut order: Vec<(NaiveDate, usize)> = Vec::with_capacity(prepared.len());
-    let mut skipped = 0;
-    for (i, p) in prepared.iter_mut().enumerate() {
-        let (row, dedup) = match p {
-            Prepared::Failed(row) => {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut skipped = 0;
+        let mut order: Vec<(NaiveDate, usize)> = Vec::with_capacity(parsed.rows.len());
+        for (i, row) in parsed.rows.iter().enumerate() {
+            if let Some(reason) = row_problem(row, currency) {
                 failed.push(FailedRow {
                     line: row.line,
-                    reason: std::mem::take(&mut row.reason),
+                    reason,
                 });
                 continue;
             }
-            Prepared::Row { row, dedup, .. } => (row, dedup),
-            Prepared::Taken => continue,
-        };
-        let key = match dedup {
-            Dedup::External(id) => {
-                if !seen.insert(id.clone()) {
+            if let Some(id) = &row.external_id {
+                if !seen.insert(id) {
                     skipped += 1;
                     continue;
                 }
-                std::mem::take(id)
             }
-            Dedup::Content { half, prefix } => {
-                let n = occurrences.entry(*half).or_insert(0);
-                *n += 1;
-                let mut key = std::mem::take(prefix);
-                let _ = std::fmt::Write::write_fmt(&mut key, format_args!("{n}"));
-                key
-            }
-        };
-        if existing.contains(&key) {
-            skipped += 1;
-            continue;
+            order.push((row.date, i));
         }
-        row.external_id = Some(truncate(key, 200));
-        order.push((row.date, i));
+        drop(seen);
+        order.sort_unstable();
+        RowChecker {
+            // Same size as the rows themselves: collected in place, no new memory.
+            rows: parsed.rows.into_iter().map(Some).collect(),
+            order: order.into_iter().map(|(_, i)| i).collect(),
+            checked: 0,
+            chunk_rows: chunk_rows.max(1),
+            account_key: account_id.to_string(),
+            existing,
+            categories,
+            occurrences: HashMap::new(),
+            failed,
+            skipped,
+        }
     }
-    // Rows in date order (file order within a day): every date-keyed index then grows mostly at
-    // its end, and ids (time ordered) follow the dates, which is also the order the lists show.
-    order.sort_unstable();
-    let chunk_rows = chunk_rows.max(1);
-    let mut lines = Vec::with_capacity(order.len());
-    let chunks = order
-        .chunks(chunk_rows)
-        .map(|part| {
-            let mut chunk = Vec::with_capacity(part.len());
-            for &(_, i) in part {
-                if let Prepared::Row { line, row, .. } =
-                    std::mem::replace(&mut prepared[i], Prepared::Taken)
-                {
-                    lines.push(line);
-                    chunk.push(row);
+
+    /// Rows that passed the first checks: the most that can be written.
+    fn candidates(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The next rows to write, up to a chunk's worth; `None` once every row is checked and none
+    /// is left.
+    fn next_chunk(&mut self) -> Option<CheckedChunk> {
+        let left = self.order.len() - self.checked;
+        let size = left.min(self.chunk_rows);
+        if self.occurrences.capacity() == 0 {
+            self.occurrences.reserve(self.order.len());
+        }
+        let mut rows = Vec::with_capacity(size);
+        let mut lines = Vec::with_capacity(size);
+        let mut categories = CategoryCache::new(&self.categories);
+        while rows.len() < self.chunk_rows && self.checked < self.order.len() {
+            let i = self.order[self.checked];
+            self.checked += 1;
+            let Some(mut row) = self.rows[i].take() else {
+                continue;
+            };
+            let key = match row.external_id.take() {
+                Some(id) => id,
+                None => {
+                    let digest = row.content_digest(&self.account_key);
+                    let mut half = [0u8; 16];
+                    half.copy_from_slice(&digest[..16]);
+                    let n = self.occurrences.entry(half).or_insert(0);
+                    *n += 1;
+                    let mut key = content_key_prefix(row.date, &half);
+                    let _ = std::fmt::Write::write_fmt(&mut key, format_args!("{n}"));
+                    key
                 }
+            };
+            if self.existing.contains(&key) {
+                self.skipped += 1;
+                continue;
             }
-            chunk
-        })
-        .collect();
-    Checked {
-        chunks,
-        lines,
-        failed,
-        skipped,
-    }
-}
-
-/// A parsed row after the checks that need no other row.
-enum Prepared {
-    Failed(FailedRow),
-    Row {
-        line: usize,
-        /// Without its `external_id` yet: that is the deduplication key, decided in file order.
-        row: ImportRow,
-        dedup: Dedup,
-    },
-    /// A row already moved into its chunk.
-    Taken,
-}
-
-enum Dedup {
-    /// The bank's own id for the row.
-    External(String),
-    /// No id: the content hash's first half, and the key up to the occurrence count
-    /// (`h:<date>:<hex>#`; the date first, so the keys sort like the rows and the unique index
-    /// grows at its end).
-    Content { half: [u8; 16], prefix: String },
-}
-
-/// Files at least this long are checked on two threads (the SQLite writer, the other busy thread
-/// of an import, is idle until the rows are checked).
-const PREPARE_IN_TWO_FROM: usize = 8192;
-
-/// [`prepare_row`] for every row, in file order: the second half of a long file on a thread of
-/// its own.
-fn prepare_rows(
-    mut rows: Vec<ImportedRow>,
-    account_key: &str,
-    currency: Currency,
-    index: &HashMap<String, Uuid>,
-) -> Vec<Prepared> {
-    let prepare = |rows: Vec<ImportedRow>| -> Vec<Prepared> {
-        let mut categories = CategoryCache::new(index);
-        rows.into_iter()
-            .map(|row| prepare_row(row, account_key, currency, &mut categories))
-            .collect()
-    };
-    if rows.len() < PREPARE_IN_TWO_FROM {
-        return prepare(rows);
-    }
-    let second = rows.split_off(rows.len() / 2);
-    std::thread::scope(|scope| {
-        let later = scope.spawn(|| prepare(second));
-        let mut prepared = prepare(rows);
-        match later.join() {
-            Ok(more) => prepared.extend(more),
-            Err(panic) => std::panic::resume_unwind(panic),
+            let category_id = row.category.as_deref().and_then(|c| categories.find(c));
+            lines.push(row.line);
+            let mut out = to_import_row(row, category_id);
+            out.external_id = Some(truncate(key, 200));
+            rows.push(out);
         }
-        prepared
-    })
+        if rows.is_empty() {
+            return None;
+        }
+        Some(CheckedChunk {
+            handoff: Handoff::new(rows),
+            lines,
+            checked: self.checked,
+        })
+    }
 }
 
-fn prepare_row(
-    row: ImportedRow,
-    account_key: &str,
-    currency: Currency,
-    categories: &mut CategoryCache<'_>,
-) -> Prepared {
-    let fail = |reason: String| {
-        Prepared::Failed(FailedRow {
-            line: row.line,
-            reason,
-        })
-    };
+/// Why a row cannot be imported, as far as the row alone tells.
+fn row_problem(row: &ImportedRow, currency: Currency) -> Option<String> {
     if let Err(e) = crate::domain::day::check(row.date) {
-        return fail(format!("the date {e}"));
+        return Some(format!("the date {e}"));
     }
     if let Err(e) = check_amount(row.amount_minor, currency) {
-        return fail(format!("the amount {e}"));
+        return Some(format!("the amount {e}"));
     }
-    if let Some(c) = &row.currency {
-        if c != currency.code() {
-            return fail(format!(
-                "the row is in {c} but the account is in {currency}"
-            ));
-        }
-    }
-    let dedup = match &row.external_id {
-        Some(id) => Dedup::External(id.clone()),
-        None => {
-            let digest = row.content_digest(account_key);
-            let mut half = [0u8; 16];
-            half.copy_from_slice(&digest[..16]);
-            Dedup::Content {
-                half,
-                prefix: content_key_prefix(row.date, &half),
-            }
-        }
-    };
-    let category_id = row.category.as_deref().and_then(|c| categories.find(c));
-    Prepared::Row {
-        line: row.line,
-        row: to_import_row(row, category_id),
-        dedup,
+    match &row.currency {
+        Some(c) if c != currency.code() => Some(format!(
+            "the row is in {c} but the account is in {currency}"
+        )),
+        _ => None,
     }
 }
 
@@ -1325,13 +1342,24 @@ mod tests {
         }
     }
 
-    /// A file long enough to be checked on two threads gets exactly the keys, skips and failures
-    /// a row-by-row reading gives: identical rows in both halves are numbered #1, #2 in file
-    /// order, an id seen in the first half makes its repeat in the second a duplicate, and
-    /// failures keep their lines.
+    /// Every row checked, chunk by chunk, with its line.
+    fn check_all(mut checker: RowChecker) -> (RowChecker, Vec<(usize, ImportRow)>, Vec<usize>) {
+        let (mut rows, mut sizes) = (Vec::new(), Vec::new());
+        while let Some(chunk) = checker.next_chunk() {
+            sizes.push(chunk.len());
+            let taken = chunk.handoff.take().unwrap();
+            rows.extend(chunk.lines.into_iter().zip(taken));
+        }
+        (checker, rows, sizes)
+    }
+
+    /// Checked chunk by chunk in date order, a file gets exactly the keys, skips and failures a
+    /// row-by-row reading in file order gives: identical rows far apart are numbered #1, #2 in
+    /// file order, an id seen early makes its later repeat a duplicate, a key the account holds
+    /// is skipped without leaving its chunk short, and failures keep their lines.
     #[test]
-    fn a_long_file_checked_on_two_threads_keeps_file_order() {
-        let n = 2 * PREPARE_IN_TWO_FROM;
+    fn a_file_checked_chunk_by_chunk_keeps_file_order() {
+        let n = 16_384;
         let mut rows: Vec<ImportedRow> = (0..n)
             .map(|i| {
                 row(
@@ -1342,16 +1370,17 @@ mod tests {
                 )
             })
             .collect();
-        // The same coffee twice, one in each half; the same bank id twice, one in each half.
+        // The same coffee twice, far apart; the same bank id twice, far apart.
         rows[10] = row(12, 5, -450, "Coffee");
         rows[n - 10] = row(n - 8, 5, -450, "Coffee");
         rows[20].external_id = Some("FIT-1".into());
         rows[n - 20].external_id = Some("FIT-1".into());
-        // A row in the second half that fails.
+        // A row that fails, and one the account already holds.
         rows[n - 30].amount_minor = MAX_MINOR + 1;
+        rows[40].external_id = Some("FIT-OLD".into());
         let account = Uuid::now_v7();
         let index = HashMap::from([("groceries".to_string(), Uuid::now_v7())]);
-        let checked = check_rows(
+        let checker = RowChecker::new(
             Parsed {
                 rows: rows.clone(),
                 errors: vec![RowError {
@@ -1359,22 +1388,24 @@ mod tests {
                     reason: "unreadable".into(),
                 }],
             },
-            &HashSet::new(),
+            HashSet::from(["FIT-OLD".to_string()]),
             account,
             Currency::parse("EUR").unwrap(),
-            &index,
+            index.clone(),
             1000,
         );
-        assert_eq!(checked.skipped, 1);
-        let lines: Vec<usize> = checked.failed.iter().map(|f| f.line).collect();
+        assert_eq!(checker.candidates(), n - 2);
+        let (checker, checked, sizes) = check_all(checker);
+        assert_eq!(checker.skipped, 2);
+        let lines: Vec<usize> = checker.failed.iter().map(|f| f.line).collect();
         assert_eq!(lines, vec![1, n - 28]);
-        assert_eq!(checked.rows().count(), n - 2);
+        assert_eq!(checked.len(), n - 3);
         // Chunks of the size asked for, the last one shorter.
-        assert!(checked.chunks.iter().rev().skip(1).all(|c| c.len() == 1000));
-        assert_eq!(checked.chunks.last().map(Vec::len), Some((n - 2) % 1000));
+        assert!(sizes.iter().rev().skip(1).all(|&s| s == 1000));
+        assert_eq!(sizes.last(), Some(&((n - 3) % 1000)));
         let key_of = |line: usize| {
             checked
-                .rows()
+                .iter()
                 .find(|(l, _)| *l == line)
                 .and_then(|(_, r)| r.external_id.clone())
                 .unwrap()
@@ -1384,12 +1415,12 @@ mod tests {
         assert_eq!(key_of(12), format!("{prefix}1"));
         assert_eq!(key_of(n - 8), format!("{prefix}2"));
         assert_eq!(key_of(22), "FIT-1");
-        assert!(checked.rows().all(|(l, _)| l != n - 18));
+        assert!(checked.iter().all(|(l, _)| *l != n - 18 && *l != 42));
         assert!(checked
-            .rows()
+            .iter()
             .all(|(_, r)| r.category_id == index.get("groceries").copied()));
         // In date order, and in file order within a day.
-        let order: Vec<(NaiveDate, usize)> = checked.rows().map(|(l, r)| (r.date, l)).collect();
+        let order: Vec<(NaiveDate, usize)> = checked.iter().map(|(l, r)| (r.date, *l)).collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]));
     }
 }

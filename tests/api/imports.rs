@@ -426,10 +426,82 @@ async fn an_import_in_several_chunks_commits_them_in_order(backend: Backend) {
     }
 
     // Again: nothing new.
-    let (s, again) = upload(&app, &t, &q, csv.into_bytes(), "text/csv").await;
+    let (s, again) = upload(&app, &t, &q, csv.clone().into_bytes(), "text/csv").await;
     assert_eq!(s, 200, "{again}");
     assert_eq!(again["created"], 0, "{again}");
     assert_eq!(again["skipped_duplicates"], ROWS, "{again}");
+
+    // The same rows with 40 new ones dated before them and 10 after: the rows already there are
+    // found chunk by chunk and skipped without leaving a chunk short (40 new, then 10), and the
+    // progress counts every row checked, skipped or written, up to the total.
+    let new_row = |day: i64| {
+        let date = start + chrono::Duration::days(day);
+        format!("{date},-1.00,New {day},Shop {day},\n")
+    };
+    let mut longer = csv;
+    for day in (ROWS..ROWS + 10).chain(-40..0) {
+        longer.push_str(&new_row(day));
+    }
+    let (s, more) = upload(&app, &t, &q, longer.clone().into_bytes(), "text/csv").await;
+    assert_eq!(s, 200, "{more}");
+    assert_eq!(
+        (&more["created"], &more["skipped_duplicates"]),
+        (&json!(50), &json!(ROWS)),
+        "{more}"
+    );
+    // And once more with 40 new rows before all the others: the one chunk of new rows is the
+    // last, as every row after it is already there; its progress still counts them all.
+    for day in -80..-40 {
+        longer.push_str(&new_row(day));
+    }
+    let (s, more) = upload(&app, &t, &q, longer.into_bytes(), "text/csv").await;
+    assert_eq!(s, 200, "{more}");
+    assert_eq!(
+        (&more["created"], &more["skipped_duplicates"]),
+        (&json!(40), &json!(ROWS + 50)),
+        "{more}"
+    );
+    let uid = app
+        .login("chunks@example.org", crate::helpers::PASSWORD)
+        .await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let progress: Vec<(Value, Value)> = app
+        .state
+        .db
+        .run(move |conn| {
+            Ok(
+                ledgerline::store::ledger::events_after(conn, &uid, 0, 1000)?
+                    .into_iter()
+                    .map(|e| serde_json::from_str::<Value>(&e.envelope).unwrap())
+                    .filter(|e| e["type"] == "import.progress")
+                    .map(|e| {
+                        (
+                            e["payload"]["processed"].clone(),
+                            e["payload"]["total"].clone(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap();
+    let (total, again) = (ROWS + 50, ROWS + 90);
+    assert_eq!(
+        progress[5..],
+        [
+            (json!(40), json!(total)),
+            (json!(total), json!(total)),
+            (json!(again), json!(again))
+        ],
+        "{progress:?}"
+    );
+    let now = expected - 9000;
+    assert_eq!(
+        balance(&app, &t, &a).await,
+        format!("-{}.{:02}", -now / 100, -now % 100)
+    );
 }
 
 const OFX: &str = "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>USD\n\
