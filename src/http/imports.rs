@@ -440,7 +440,14 @@ async fn next_chunk(
     mut checker: RowChecker,
 ) -> Result<(RowChecker, Option<CheckedChunk>), ApiError> {
     web::block(move || {
+        let started = std::time::Instant::now();
         let chunk = checker.next_chunk();
+        tracing::debug!(
+            rows = chunk.as_ref().map_or(0, CheckedChunk::len),
+            checked = checker.checked,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "import chunk checked"
+        );
         (checker, chunk)
     })
     .await

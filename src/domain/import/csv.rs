@@ -481,6 +481,24 @@ pub fn parse_csv(
     mapping: &CsvMapping,
     currency: Currency,
 ) -> Result<Parsed, ImportError> {
+    parse_csv_split(input, mapping, currency, PARSE_IN_TWO_FROM)
+}
+
+/// Files of at least this many bytes are parsed on two threads.
+const PARSE_IN_TWO_FROM: usize = 1 << 20;
+
+/// [`parse_csv`], on two threads when the rows take `in_two_from` bytes or more: the second
+/// thread starts at the first line past the middle while the first reads from the top. The
+/// first thread's own reading decides whether that was a record boundary (a line break inside
+/// a quoted field is not); if it was, the first stops there and takes the second's rows, if not,
+/// it reads on alone and the second's rows are dropped. Either way the rows are those of one
+/// reading from the top.
+fn parse_csv_split(
+    input: &[u8],
+    mapping: &CsvMapping,
+    currency: Currency,
+    in_two_from: usize,
+) -> Result<Parsed, ImportError> {
     let checked = mapping.check()?;
     let text = decode_text(input)?;
     if text.trim().is_empty() {
@@ -510,11 +528,6 @@ pub fn parse_csv(
             .read_byte_record(record)
             .map_err(|e| ImportError::Csv(e.to_string()))
     };
-    let blank = |record: &::csv::ByteRecord| {
-        record
-            .iter()
-            .all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
-    };
 
     let header: Option<Vec<String>> = if mapping.has_header {
         loop {
@@ -523,7 +536,7 @@ pub fn parse_csv(
                     skipped: mapping.skip_rows,
                 });
             }
-            if !blank(&record) {
+            if !is_blank(&record) {
                 break;
             }
         }
@@ -538,39 +551,141 @@ pub fn parse_csv(
     };
     let plan = resolve(mapping, header.as_deref())?;
 
-    // Pre-size for the rows without trusting a garbage file: a real row is at least ~32 bytes.
-    let estimate = body
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        .min(body.len() / 32)
-        .min(1 << 21);
-    let mut parsed = Parsed {
-        rows: Vec::with_capacity(estimate),
-        errors: Vec::new(),
-    };
-    let mut buf = String::with_capacity(32);
-    let mut lines = LineCounter {
+    let terminator = if body.contains(&b'\n') { b'\n' } else { b'\r' };
+    let rows_start = usize::try_from(reader.position().byte()).unwrap_or(0);
+    let split = (body.len() - rows_start.min(body.len()) >= in_two_from)
+        .then(|| {
+            let middle = rows_start + (body.len() - rows_start) / 2;
+            body[middle..]
+                .iter()
+                .position(|&b| b == terminator)
+                .map(|i| middle + i + 1)
+        })
+        .flatten()
+        .filter(|&split| split < body.len());
+    let records = Records {
         body,
-        offset: 0,
-        line: 1,
-        terminator: if body.contains(&b'\n') { b'\n' } else { b'\r' },
+        plan: &plan,
+        checked: &checked,
+        currency,
+        line_offset,
+        terminator,
     };
-    while read(&mut reader, &mut record)? {
-        if blank(&record) {
-            continue;
+    let Some(split) = split else {
+        return records
+            .read(&mut reader, 0, 1, 0, None)
+            .map(|(parsed, _)| parsed);
+    };
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| {
+            let mut reader = ::csv::ReaderBuilder::new()
+                .delimiter(checked.delimiter)
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(&body[split..]);
+            let line = 1 + body[..split].iter().filter(|&&b| b == terminator).count();
+            records.read(&mut reader, split, line, split, None)
+        });
+        let (mut parsed, stopped) = records.read(&mut reader, 0, 1, 0, Some(split))?;
+        let second = second.join();
+        if stopped {
+            if let Ok(Ok((more, _))) = second {
+                parsed.rows.extend(more.rows);
+                parsed.errors.extend(more.errors);
+            }
         }
-        let at = record
-            .position()
-            .and_then(|p| usize::try_from(p.byte()).ok())
-            .unwrap_or(0);
-        let line = lines.line_at(at) + line_offset;
-        match read_row(&record, &plan, &checked, currency, line, &mut buf) {
-            Ok(row) => parsed.rows.push(row),
-            Err(reason) => parsed.errors.push(RowError { line, reason }),
+        Ok(parsed)
+    })
+}
+
+/// Reads records into rows for [`parse_csv_split`].
+struct Records<'a, 'm> {
+    /// All the rows' bytes (after any skipped preamble).
+    body: &'a [u8],
+    plan: &'a Plan,
+    checked: &'a Checked<'m>,
+    currency: Currency,
+    line_offset: usize,
+    terminator: u8,
+}
+
+impl Records<'_, '_> {
+    /// Read `reader` (which reads `body` from byte `base`, where line `line` starts) to its end,
+    /// or — with `stop_at` — until the next record starts exactly at that byte (only line breaks
+    /// in between); whether it stopped there.
+    fn read(
+        &self,
+        reader: &mut ::csv::Reader<&[u8]>,
+        base: usize,
+        line: usize,
+        offset: usize,
+        mut stop_at: Option<usize>,
+    ) -> Result<(Parsed, bool), ImportError> {
+        let body = self.body;
+        // Pre-size for the rows without trusting a garbage file: a real row is at least ~32
+        // bytes.
+        let rest = &body[base.min(body.len())..];
+        let estimate = rest
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            .min(rest.len() / 32)
+            .min(1 << 21);
+        let mut parsed = Parsed {
+            rows: Vec::with_capacity(estimate),
+            errors: Vec::new(),
+        };
+        let mut buf = String::with_capacity(32);
+        let mut lines = LineCounter {
+            body,
+            offset,
+            line,
+            terminator: self.terminator,
+        };
+        let mut record = ::csv::ByteRecord::new();
+        loop {
+            if let Some(stop) = stop_at {
+                let at = base + usize::try_from(reader.position().byte()).unwrap_or(usize::MAX);
+                if at > stop {
+                    // Past it inside a record: not a boundary; read on alone.
+                    stop_at = None;
+                } else if body[at..stop].iter().all(|&b| matches!(b, b'\r' | b'\n')) {
+                    return Ok((parsed, true));
+                }
+            }
+            let more = reader
+                .read_byte_record(&mut record)
+                .map_err(|e| ImportError::Csv(e.to_string()))?;
+            if !more {
+                return Ok((parsed, false));
+            }
+            if is_blank(&record) {
+                continue;
+            }
+            let at = record
+                .position()
+                .and_then(|p| usize::try_from(p.byte()).ok())
+                .unwrap_or(0);
+            let line = lines.line_at(base + at) + self.line_offset;
+            match read_row(
+                &record,
+                self.plan,
+                self.checked,
+                self.currency,
+                line,
+                &mut buf,
+            ) {
+                Ok(row) => parsed.rows.push(row),
+                Err(reason) => parsed.errors.push(RowError { line, reason }),
+            }
         }
     }
-    Ok(parsed)
+}
+
+fn is_blank(record: &::csv::ByteRecord) -> bool {
+    record
+        .iter()
+        .all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
 }
 
 /// Physical line numbers from byte offsets. (The csv crate's own line count does not count
@@ -1191,5 +1306,65 @@ DEBIT,01/26/2024,\"MULTI\r\nLINE MEMO\",-3.50,ACH_DEBIT,0.00,\r\n";
             let _ = parse_csv(&body, &mapping(US_MAPPING), cur("USD"));
             let _ = parse_csv(&body, &mapping(GERMAN_MAPPING), cur("EUR"));
         }
+    }
+
+    /// Read on two threads, a file gives exactly the rows, lines and errors of one reading from
+    /// the top, wherever the middle falls: between records, in a run of blank lines, inside a
+    /// quoted field that spans lines (then the first thread reads on alone), with CRLF or LF.
+    #[test]
+    fn a_file_read_in_two_halves_reads_as_one() {
+        let m = mapping(r#"{"date": "Date", "amount": "Amount", "description": "Text"}"#);
+        let row = |i: usize| format!("2026-03-{:02},-{i}.50,Row {i}\n", 1 + i % 28);
+        let mut files: Vec<String> = Vec::new();
+        // Plain rows, a bad row in each half.
+        let mut plain = String::from("Date,Amount,Text\n");
+        for i in 0..400 {
+            plain.push_str(&if i == 100 || i == 300 {
+                "2026-02-30,-1.00,Bad\n".to_string()
+            } else {
+                row(i)
+            });
+        }
+        files.push(plain.clone());
+        files.push(plain.replace('\n', "\r\n"));
+        // Blank lines around the middle.
+        let mut blanks = String::from("Date,Amount,Text\n");
+        for i in 0..400 {
+            blanks.push_str(&row(i));
+            if (190..210).contains(&i) {
+                blanks.push_str("\n\n");
+            }
+        }
+        files.push(blanks);
+        // One quoted text of many lines across the middle: the second thread starts inside it.
+        let mut quoted = String::from("Date,Amount,Text\n");
+        for i in 0..100 {
+            quoted.push_str(&row(i));
+        }
+        quoted.push_str("2026-03-05,-9.99,\"first line\n");
+        for i in 0..200 {
+            quoted.push_str(&format!("2026-03-01,-1.00,not a row {i} \"\"quoted\"\"\n"));
+        }
+        quoted.push_str("last line\"\n");
+        for i in 100..200 {
+            quoted.push_str(&row(i));
+        }
+        files.push(quoted.clone());
+        files.push(quoted.replace('\n', "\r\n"));
+        for (k, file) in files.iter().enumerate() {
+            let whole = parse_csv_split(file.as_bytes(), &m, cur("EUR"), usize::MAX).unwrap();
+            let halves = parse_csv_split(file.as_bytes(), &m, cur("EUR"), 0).unwrap();
+            assert_eq!(whole, halves, "file {k}");
+            assert!(whole.rows.len() >= 200, "file {k}: {}", whole.rows.len());
+        }
+        let quoted = parse_csv_split(quoted.as_bytes(), &m, cur("EUR"), 0).unwrap();
+        assert_eq!(quoted.rows.len(), 201);
+        assert!(quoted.rows[100]
+            .description
+            .contains("not a row 199 \"quoted\""));
+        assert_eq!(quoted.rows[101].line, 304);
+        let plain = parse_csv_split(plain.as_bytes(), &m, cur("EUR"), 0).unwrap();
+        let bad: Vec<usize> = plain.errors.iter().map(|e| e.line).collect();
+        assert_eq!(bad, vec![102, 302]);
     }
 }
