@@ -312,6 +312,26 @@ async fn a_long_import_keeps_every_row_and_field(backend: Backend) {
     );
 }
 
+/// The user's whole event log, oldest first.
+async fn event_log(app: &TestApp, email: &str) -> Vec<Value> {
+    let uid = app.login(email, crate::helpers::PASSWORD).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.state
+        .db
+        .run(move |conn| {
+            Ok(
+                ledgerline::store::ledger::events_after(conn, &uid, 0, 1000)?
+                    .into_iter()
+                    .map(|e| serde_json::from_str(&e.envelope).unwrap())
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap()
+}
+
 /// An import of several commits (the Ledger prepares each chunk while the one before commits):
 /// every row arrives once, each chunk's `import.progress` and `balance.updated` follow in order
 /// with the running balance and gapless seqs, and a merchant labelled in the first chunk is
@@ -356,25 +376,7 @@ async fn an_import_in_several_chunks_commits_them_in_order(backend: Backend) {
     );
 
     // The log: per chunk, its progress and the balance after it, in order, seqs without gaps.
-    let uid = app
-        .login("chunks@example.org", crate::helpers::PASSWORD)
-        .await["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let events: Vec<Value> = app
-        .state
-        .db
-        .run(move |conn| {
-            Ok(
-                ledgerline::store::ledger::events_after(conn, &uid, 0, 1000)?
-                    .into_iter()
-                    .map(|e| serde_json::from_str(&e.envelope).unwrap())
-                    .collect(),
-            )
-        })
-        .await
-        .unwrap();
+    let events = event_log(&app, "chunks@example.org").await;
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     let from_import: Vec<&Value> = events
@@ -461,32 +463,17 @@ async fn an_import_in_several_chunks_commits_them_in_order(backend: Backend) {
         (&json!(40), &json!(ROWS + 50)),
         "{more}"
     );
-    let uid = app
-        .login("chunks@example.org", crate::helpers::PASSWORD)
-        .await["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let progress: Vec<(Value, Value)> = app
-        .state
-        .db
-        .run(move |conn| {
-            Ok(
-                ledgerline::store::ledger::events_after(conn, &uid, 0, 1000)?
-                    .into_iter()
-                    .map(|e| serde_json::from_str::<Value>(&e.envelope).unwrap())
-                    .filter(|e| e["type"] == "import.progress")
-                    .map(|e| {
-                        (
-                            e["payload"]["processed"].clone(),
-                            e["payload"]["total"].clone(),
-                        )
-                    })
-                    .collect(),
+    let progress: Vec<(Value, Value)> = event_log(&app, "chunks@example.org")
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "import.progress")
+        .map(|e| {
+            (
+                e["payload"]["processed"].clone(),
+                e["payload"]["total"].clone(),
             )
         })
-        .await
-        .unwrap();
+        .collect();
     let (total, again) = (ROWS + 50, ROWS + 90);
     assert_eq!(
         progress[5..],
