@@ -195,6 +195,37 @@ async fn csv_import_previews_dedups_and_reports(backend: Backend) {
     let (s, _, other) = post("Datum;Betrag;Text\n01.10.2026;-1,00;x\n").await;
     assert_eq!(s, 422, "{other}");
     assert_eq!(other["errors"][0]["field"], "Idempotency-Key", "{other}");
+
+    // Only a currency code or sign (or CR/DR) may stand beside an amount: a stray note or
+    // another currency's code fails its row with a reason instead of importing as money.
+    let odd = "Date;Betrag;Text;Empfänger;Kategorie\n\
+04.10.2026;12,50 EUR;Erstattung;Bean Bar;\n\
+05.10.2026;-x7;Tippfehler;Bean Bar;\n\
+06.10.2026;USD 5,00;Dollar;Bean Bar;\n";
+    let c = account(&app, &t, "Odd", "EUR", "0").await;
+    let q = format!("format=csv&account_id={c}&mapping={}", enc(&mapping()));
+    let (s, r) = upload(&app, &t, &q, odd.as_bytes().to_vec(), "text/csv").await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["created"], 1, "{r}");
+    let failed = r["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{r}");
+    assert_eq!(failed[0]["line"], 3);
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected text"),
+        "{r}"
+    );
+    assert_eq!(failed[1]["line"], 4);
+    assert!(
+        failed[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is in USD but this amount is in EUR"),
+        "{r}"
+    );
+    assert_eq!(balance(&app, &t, &c).await, "12.50");
 }
 
 /// A file long enough for several multi-row INSERT statements and a remainder, whose rows mix

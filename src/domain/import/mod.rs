@@ -299,6 +299,82 @@ fn is_currency_sign(c: char) -> bool {
     ) || ('\u{20A0}'..='\u{20CF}').contains(&c)
 }
 
+/// A credit or debit marker written after an amount (`12.00 CR`, `12.00 DR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Credit,
+    Debit,
+}
+
+/// Currency words written with amounts besides ISO codes and signs: local abbreviations
+/// (`12,50 kr.`, `R 120`, `Rs. 500`), upper-cased.
+const LOCAL_CURRENCY_WORDS: &[&str] = &[
+    "KR", "KČ", "ZŁ", "FT", "LEI", "LEU", "LV", "ЛВ", "RS", "FR", "SFR", "R", "RM", "RP", "TL",
+    "DH", "DHS", "KN", "ДЕН", "РУБ", "Р", "ГРН", "ТГ", "SOM", "СОМ", "ლ", "LEK",
+];
+
+/// Check one word written before or after an amount: a currency code (which must be the
+/// amount's currency), a currency sign or local abbreviation, or, after the number, `CR`/`DR`.
+/// Anything else (`x7`, `12.5 abc`) is refused, so that a column of notes or a shifted column
+/// never imports as money.
+fn check_amount_word(
+    word: &str,
+    after: bool,
+    currency: Currency,
+    raw: &str,
+) -> Result<Option<Marker>, String> {
+    match word {
+        "CR" | "DR" if after => {
+            return Ok(Some(if word == "CR" {
+                Marker::Credit
+            } else {
+                Marker::Debit
+            }))
+        }
+        "CR" | "DR" => {
+            return Err(format!(
+                "has {word} before the number in {:?} (write it after: \"12.00 {word}\")",
+                clip(raw)
+            ))
+        }
+        _ => {}
+    }
+    let bare = word.trim_end_matches('.');
+    let letters = bare.trim_end_matches(is_currency_sign);
+    let signed = letters.len() < bare.len();
+    let ok = if letters.is_empty() {
+        // Only signs: "$", "€", "US$" handled below.
+        !bare.is_empty()
+    } else if signed {
+        // A sign with a country prefix: "US$", "C$", "NZ$", "R$", "HK$".
+        letters.len() <= 3 && letters.chars().all(|c| c.is_ascii_uppercase())
+    } else if letters.len() == 3 && letters.chars().all(|c| c.is_ascii_uppercase()) {
+        match Currency::parse(letters) {
+            Ok(code) if code == currency => true,
+            Ok(code) => {
+                return Err(format!(
+                    "is in {} but this amount is in {} ({:?})",
+                    code.code(),
+                    currency.code(),
+                    clip(raw)
+                ))
+            }
+            Err(_) => LOCAL_CURRENCY_WORDS.contains(&letters),
+        }
+    } else {
+        LOCAL_CURRENCY_WORDS.contains(&letters)
+    };
+    if ok {
+        Ok(None)
+    } else {
+        Err(format!(
+            "has unexpected text {:?} in {:?} (only a currency code or sign, or CR/DR after the number, may stand beside it)",
+            clip(word),
+            clip(raw)
+        ))
+    }
+}
+
 /// Same separator for our purposes: any kind of space matches a space, and a typographic
 /// apostrophe matches `'` (Swiss grouping).
 fn is_group_char(c: char, thousands: char) -> bool {
@@ -313,11 +389,13 @@ fn is_group_char(c: char, thousands: char) -> bool {
 
 /// Rewrite a localized amount as canonical decimal text for [`parse_minor`] into `out`.
 /// Accepts a leading or trailing sign, accounting parentheses, a trailing `CR`/`DR`, currency
-/// signs or codes before or after the number, and the group separator of `format` (checked to
+/// signs, local abbreviations or the ISO code of `currency` before or after the number (any other
+/// word is refused, see [`check_amount_word`]), and the group separator of `format` (checked to
 /// stand between groups of three digits, or two for Indian-style grouping).
 pub(crate) fn normalize_amount(
     raw: &str,
     format: NumberFormat,
+    currency: Currency,
     out: &mut String,
 ) -> Result<(), String> {
     #[derive(PartialEq, Eq, Clone, Copy)]
@@ -337,10 +415,24 @@ pub(crate) fn normalize_amount(
     // Digit grouping: digits in the current group, and whether a group separator was seen.
     let mut group_len = 0usize;
     let mut grouped = false;
-    let mut suffix = String::new();
+    // The text before or after the number, one word at a time ("EUR", "US$", "kr.", "DR").
+    let mut word = String::new();
+    let mut marker = None;
     let mut chars = raw.chars().peekable();
     let group_error = || format!("has misplaced digit-group separators in {:?}", clip(raw));
     while let Some(c) = chars.next() {
+        // A dot ends an abbreviation ("kr.", "Rs.") unless it is the decimal point of what follows.
+        let in_word = c.is_alphabetic()
+            || is_currency_sign(c)
+            || c == '.'
+                && phase != Phase::Number
+                && (c != format.decimal
+                    || word.ends_with(char::is_alphabetic)
+                        && !chars.peek().is_some_and(char::is_ascii_digit));
+        if !in_word && !word.is_empty() {
+            marker = check_amount_word(&word, phase == Phase::After, currency, raw)?.or(marker);
+            word.clear();
+        }
         if c.is_ascii_digit() {
             if phase == Phase::After {
                 return Err(format!("has unexpected text in {:?}", clip(raw)));
@@ -375,7 +467,7 @@ pub(crate) fn normalize_amount(
                 return Err(group_error());
             }
         }
-        if c == format.decimal {
+        if c == format.decimal && !in_word {
             if phase == Phase::After || decimal_seen {
                 return Err(format!(
                     "has more than one decimal separator in {:?}",
@@ -414,19 +506,19 @@ pub(crate) fn normalize_amount(
                     phase = Phase::After;
                 }
             }
-            c if c.is_alphabetic() || is_currency_sign(c) || c == '.' && phase != Phase::Number => {
-                // A currency code or sign before or after the number ("EUR", "US$", "kr.").
+            c if in_word => {
                 if phase == Phase::Number {
                     phase = Phase::After;
                 }
-                if phase == Phase::After && suffix.len() < 8 {
-                    suffix.push(c.to_ascii_uppercase());
-                }
+                word.extend(c.to_uppercase());
             }
             _ => {
                 return Err(format!("has unexpected character {c:?} in {:?}", clip(raw)));
             }
         }
+    }
+    if !word.is_empty() {
+        marker = check_amount_word(&word, phase == Phase::After, currency, raw)?.or(marker);
     }
     if digits == 0 {
         return Err(if raw.trim().is_empty() {
@@ -441,13 +533,17 @@ pub(crate) fn normalize_amount(
     if grouped && !decimal_seen && group_len != 3 {
         return Err(group_error());
     }
-    if suffix.ends_with("DR") {
-        if negative {
-            return Err(format!("has both a minus sign and DR in {:?}", clip(raw)));
+    match marker {
+        Some(Marker::Debit) => {
+            if negative {
+                return Err(format!("has both a minus sign and DR in {:?}", clip(raw)));
+            }
+            negative = true;
         }
-        negative = true;
-    } else if suffix.ends_with("CR") && negative && !paren_open {
-        return Err(format!("has both a minus sign and CR in {:?}", clip(raw)));
+        Some(Marker::Credit) if negative && !paren_open => {
+            return Err(format!("has both a minus sign and CR in {:?}", clip(raw)));
+        }
+        _ => {}
     }
     if out.ends_with('.') {
         out.pop();
@@ -476,7 +572,7 @@ pub(crate) fn parse_amount(
             return Ok(minor);
         }
     }
-    normalize_amount(raw, format, buf)?;
+    normalize_amount(raw, format, currency, buf)?;
     parse_minor(buf, currency).map_err(|e| format!("{e} ({:?})", clip(raw)))
 }
 
@@ -606,6 +702,25 @@ mod tests {
         assert_eq!(amount("1500", '.', None, "JPY"), Ok(1500));
         assert_eq!(amount("¥1,500", '.', Some(','), "JPY"), Ok(1500));
         assert_eq!(amount("1.234", '.', None, "BHD"), Ok(1234));
+        assert_eq!(amount("12,50 kr.", ',', Some('.'), "SEK"), Ok(1250));
+        assert_eq!(amount("1 250 Kč", ',', Some(' '), "CZK"), Ok(125_000));
+        assert_eq!(amount("12,50 zł", ',', Some(' '), "PLN"), Ok(1250));
+        assert_eq!(amount("R 120.00", '.', Some(','), "ZAR"), Ok(12_000));
+        assert_eq!(amount("Rs. 500", '.', Some(','), "INR"), Ok(50_000));
+        assert_eq!(amount("US$12.00", '.', Some(','), "USD"), Ok(1200));
+        assert_eq!(amount("usd 12.00 dr", '.', Some(','), "USD"), Ok(-1200));
+        assert_eq!(amount("12.00 USD CR", '.', Some(','), "USD"), Ok(1200));
+    }
+
+    #[test]
+    fn words_beside_an_amount_must_be_currency_or_markers() {
+        let us = |s| amount(s, '.', Some(','), "USD");
+        assert!(us("-x7").unwrap_err().contains("unexpected text \"X\""));
+        assert!(us("12.50 abc").unwrap_err().contains("\"ABC\""));
+        assert!(us("EUR 12.00")
+            .unwrap_err()
+            .contains("is in EUR but this amount is in USD"));
+        assert!(us("DR 12.00").unwrap_err().contains("after"));
     }
 
     #[test]
@@ -630,6 +745,12 @@ mod tests {
             "12.00 -5",
             "1e5",
             "-12.00 DR",
+            "-x7",
+            "abc12.5xyz",
+            "12.50 abc",
+            "DR 12.00",
+            "EUR 12.00",
+            "12.00 see note",
         ] {
             assert!(
                 us(bad).is_err(),
