@@ -222,7 +222,7 @@ async fn csv_import_previews_dedups_and_reports(backend: Backend) {
         failed[1]["reason"]
             .as_str()
             .unwrap()
-            .contains("is in USD but this amount is in EUR"),
+            .contains("is in USD, not EUR"),
         "{r}"
     );
     assert_eq!(balance(&app, &t, &c).await, "12.50");

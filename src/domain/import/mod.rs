@@ -318,11 +318,13 @@ const LOCAL_CURRENCY_WORDS: &[&str] = &[
 /// Anything else (`x7`, `12.5 abc`) is refused, so that a column of notes or a shifted column
 /// never imports as money.
 fn check_amount_word(
-    word: &str,
+    written: &str,
     after: bool,
     currency: Currency,
     raw: &str,
 ) -> Result<Option<Marker>, String> {
+    let word = written.to_uppercase();
+    let word = word.as_str();
     match word {
         "CR" | "DR" if after => {
             return Ok(Some(if word == "CR" {
@@ -353,7 +355,7 @@ fn check_amount_word(
             Ok(code) if code == currency => true,
             Ok(code) => {
                 return Err(format!(
-                    "is in {} but this amount is in {} ({:?})",
+                    "is in {}, not {} ({:?})",
                     code.code(),
                     currency.code(),
                     clip(raw)
@@ -369,7 +371,7 @@ fn check_amount_word(
     } else {
         Err(format!(
             "has unexpected text {:?} in {:?} (only a currency code or sign, or CR/DR after the number, may stand beside it)",
-            clip(word),
+            clip(written),
             clip(raw)
         ))
     }
@@ -510,7 +512,7 @@ pub(crate) fn normalize_amount(
                 if phase == Phase::Number {
                     phase = Phase::After;
                 }
-                word.extend(c.to_uppercase());
+                word.push(c);
             }
             _ => {
                 return Err(format!("has unexpected character {c:?} in {:?}", clip(raw)));
@@ -715,11 +717,9 @@ mod tests {
     #[test]
     fn words_beside_an_amount_must_be_currency_or_markers() {
         let us = |s| amount(s, '.', Some(','), "USD");
-        assert!(us("-x7").unwrap_err().contains("unexpected text \"X\""));
-        assert!(us("12.50 abc").unwrap_err().contains("\"ABC\""));
-        assert!(us("EUR 12.00")
-            .unwrap_err()
-            .contains("is in EUR but this amount is in USD"));
+        assert!(us("-x7").unwrap_err().contains("unexpected text \"x\""));
+        assert!(us("12.50 abc").unwrap_err().contains("\"abc\""));
+        assert!(us("eur 12.00").unwrap_err().contains("is in EUR, not USD"));
         assert!(us("DR 12.00").unwrap_err().contains("after"));
     }
 
