@@ -423,14 +423,13 @@ pub(crate) fn normalize_amount(
     let mut chars = raw.chars().peekable();
     let group_error = || format!("has misplaced digit-group separators in {:?}", clip(raw));
     while let Some(c) = chars.next() {
-        // A dot ends an abbreviation ("kr.", "Rs.") unless it is the decimal point of what follows.
+        // A dot right after letters ends an abbreviation ("kr.", "Rs.500"), even where a dot is
+        // the decimal separator: nobody writes 0.50 as "EUR.50".
         let in_word = c.is_alphabetic()
             || is_currency_sign(c)
             || c == '.'
                 && phase != Phase::Number
-                && (c != format.decimal
-                    || word.ends_with(char::is_alphabetic)
-                        && !chars.peek().is_some_and(char::is_ascii_digit));
+                && (c != format.decimal || word.ends_with(char::is_alphabetic));
         if !in_word && !word.is_empty() {
             marker = check_amount_word(&word, phase == Phase::After, currency, raw)?.or(marker);
             word.clear();
@@ -709,6 +708,8 @@ mod tests {
         assert_eq!(amount("12,50 zł", ',', Some(' '), "PLN"), Ok(1250));
         assert_eq!(amount("R 120.00", '.', Some(','), "ZAR"), Ok(12_000));
         assert_eq!(amount("Rs. 500", '.', Some(','), "INR"), Ok(50_000));
+        assert_eq!(amount("Rs.1,500.50", '.', Some(','), "INR"), Ok(150_050));
+        assert_eq!(amount("$.50", '.', Some(','), "USD"), Ok(50));
         assert_eq!(amount("US$12.00", '.', Some(','), "USD"), Ok(1200));
         assert_eq!(amount("usd 12.00 dr", '.', Some(','), "USD"), Ok(-1200));
         assert_eq!(amount("12.00 USD CR", '.', Some(','), "USD"), Ok(1200));
