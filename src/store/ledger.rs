@@ -175,6 +175,8 @@ pub struct RateRow {
 
 /// Everything a `Ledger` needs to rebuild its memory for one user.
 pub struct LedgerSnapshot {
+    /// Whether the user is there at all (not erased meanwhile).
+    pub exists: bool,
     pub accounts: Vec<AccountRow>,
     pub categories: Vec<CategoryRow>,
     /// account id → sum of its transactions.
@@ -325,12 +327,13 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
             .select(diesel::dsl::max(events::seq))
             .first(conn)?;
         let budgets = super::budgets::load_budgets(conn, user_id)?;
-        let timezone: String = super::schema::users::table
+        let timezone: Option<String> = super::schema::users::table
             .find(user_id)
             .select(super::schema::users::timezone)
             .first(conn)
-            .optional()?
-            .unwrap_or_else(|| "UTC".to_string());
+            .optional()?;
+        let exists = timezone.is_some();
+        let timezone = timezone.unwrap_or_else(|| "UTC".to_string());
         let recurring = super::plans::load_recurring(conn, user_id)?;
         let goals = super::plans::load_goals(conn, user_id)?;
         let rules = super::rules::load_rules(conn, user_id)?;
@@ -339,6 +342,7 @@ pub fn snapshot(conn: &mut DbConn, user_id: &str) -> Result<LedgerSnapshot, Stor
         let webhooks = super::notify::load_webhooks(conn, user_id)?;
         let preferences = super::notify::load_preferences(conn, user_id)?;
         Ok(LedgerSnapshot {
+            exists,
             webhooks,
             preferences,
             rules,

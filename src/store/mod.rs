@@ -80,6 +80,10 @@ pub enum StoreError {
     Pool(#[from] r2d2::Error),
     #[error("a row with the same unique key exists")]
     UniqueViolation,
+    /// A row refers to one that is not there (for a Ledger's commit: its user was erased
+    /// meanwhile, since the Ledger is the only writer of everything else it refers to).
+    #[error("a row refers to one that does not exist: {0}")]
+    MissingReference(String),
     #[error("database error: {0}")]
     Query(DieselError),
     #[error("database task failed: {0}")]
@@ -91,6 +95,9 @@ impl From<DieselError> for StoreError {
         match e {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 StoreError::UniqueViolation
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+                StoreError::MissingReference(info.message().to_string())
             }
             other => StoreError::Query(other),
         }

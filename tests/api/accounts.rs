@@ -19,6 +19,7 @@ on_both_backends!(
     stored_hash_is_argon2id_and_passwords_round_trip,
     profile_updates_are_validated,
     deleted_account_is_gone,
+    writes_racing_an_erase_get_401_not_503,
     refresh_works_under_write_load,
 );
 
@@ -528,4 +529,65 @@ async fn refresh_works_under_write_load(backend: Backend) {
         written += w.await.unwrap();
     }
     assert!(written > 0);
+}
+
+/// Writes in flight while the person erases their account: each is either saved before the
+/// erase (201) or refused because the account is gone (401), never "try again" (503), which
+/// could never succeed.
+async fn writes_racing_an_erase_get_401_not_503(backend: Backend) {
+    let Some(app) = spawn(backend).await else {
+        return;
+    };
+    let t = crate::ledger::user(&app, "erase-race@example.org").await;
+    let a = crate::ledger::account(&app, &t, "Main", "EUR", "0").await;
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let (client, url, t, a) = (
+            app.client.clone(),
+            app.url("/api/v1/transactions"),
+            t.clone(),
+            a.clone(),
+        );
+        writers.push(actix_web::rt::spawn(async move {
+            let mut statuses = Vec::new();
+            loop {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&t)
+                    .json(&json!({ "account_id": a, "amount": "-0.01" }))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap();
+                statuses.push((status, body));
+                if status != 201 {
+                    return statuses;
+                }
+            }
+        }));
+    }
+    // Let the writers get going, then erase the account under them.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = app
+        .send(
+            Method::DELETE,
+            "/api/v1/me",
+            Some(&t),
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let mut saved = 0;
+    for w in writers {
+        let statuses = w.await.unwrap();
+        let (last, body) = statuses.last().unwrap();
+        assert_eq!(*last, 401, "a write racing the erase: {body}");
+        assert!(
+            body.contains("\"status\":401"),
+            "problem+json expected: {body}"
+        );
+        saved += statuses.len() - 1;
+    }
+    assert!(saved > 0, "the writers were running before the erase");
 }

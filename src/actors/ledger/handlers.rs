@@ -193,6 +193,13 @@ impl Ledger {
                     Err(StoreError::UniqueViolation) => Err(ApiError::Conflict(
                         "A transaction with this external_id already exists in this account.".into(),
                     )),
+                    // The user was erased (`DELETE /me`, an admin) while this command waited:
+                    // nothing can be saved for them any more, and trying again cannot help.
+                    Err(StoreError::MissingReference(reason)) => {
+                        tracing::info!(user_id = %act.user_id, %reason, "a write for an erased user was refused");
+                        act.erased = true;
+                        Err(erased())
+                    }
                     Err(e) => {
                         tracing::error!(user_id = %act.user_id, error = %e, "commit failed; the ledger stops and will rebuild");
                         ctx.stop();
@@ -224,6 +231,9 @@ impl Ledger {
         if let Some(answer) = self.replay(&idempotency) {
             return done(answer);
         }
+        if self.erased {
+            return done(Err(erased()));
+        }
         match plan(self) {
             Ok(plan) => AtomicResponse::new(self.commit(plan, idempotency)),
             Err(e) => done(Err(e)),
@@ -242,6 +252,9 @@ impl Ledger {
         self.touch();
         if let Some(answer) = self.replay(&idempotency) {
             return done(answer);
+        }
+        if self.erased {
+            return done(Err(erased()));
         }
         // A few items are cheaper to decide here (microseconds each) than a round trip to the
         // pool's threads; the pool takes big batches off this Ledger's thread. (An import
@@ -296,6 +309,9 @@ impl Ledger {
         plan: impl FnOnce(&Self, T) -> Result<Plan, ApiError> + 'static,
     ) -> AtomicResponse<Self, WriteResult> {
         self.touch();
+        if self.erased {
+            return done(Err(erased()));
+        }
         let db = self.db.clone();
         let uid = self.uid.clone();
         AtomicResponse::new(Box::pin(
@@ -499,6 +515,11 @@ impl Handler<DeleteTransfer> for Ledger {
     }
 }
 
+/// The answer to a write for a user erased while it was on its way.
+fn erased() -> ApiError {
+    ApiError::Unauthorized("This account has been deleted.")
+}
+
 impl Handler<PutRates> for Ledger {
     type Result = AtomicResponse<Self, WriteResult>;
     fn handle(&mut self, msg: PutRates, _ctx: &mut Self::Context) -> Self::Result {
@@ -566,6 +587,9 @@ impl Handler<ImportChunk> for Ledger {
         self.touch();
         if let Some(answer) = self.replay(&msg.idempotency) {
             return done(answer);
+        }
+        if self.erased {
+            return done(Err(erased()));
         }
         if let Err(e) = self.state.check_import_account(msg.account_id) {
             return done(Err(e));

@@ -362,6 +362,9 @@ pub struct Ledger {
     /// An import's next chunk, prepared while the one before committed, with the rows it came
     /// from (its message names them).
     ahead: Option<(Handoff<Vec<ImportRow>>, plan::PreparedChunk)>,
+    /// The user was erased (a request that got past the token check just before started this
+    /// Ledger): every write is refused with a 401, as the token will be from now on.
+    erased: bool,
 }
 
 impl Ledger {
@@ -388,6 +391,7 @@ impl Ledger {
             fail_next_commit: false,
             recent_keys: HashMap::new(),
             ahead: None,
+            erased: false,
         }
     }
 
@@ -401,6 +405,7 @@ impl Ledger {
                 .into_actor(self)
                 .map(move |loaded, act, ctx| match loaded {
                     Ok(snapshot) => {
+                        act.erased = !snapshot.exists;
                         act.state = LedgerState::from_snapshot(snapshot);
                         act.goal_last = act
                             .state
