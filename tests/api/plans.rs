@@ -13,6 +13,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     recurring_rules_catch_up_once,
+    a_rule_that_cannot_be_written_holds_up_no_other,
     a_new_time_zone_moves_what_is_due,
     goals_report_progress_live,
     bad_rules_and_goals_are_422
@@ -42,6 +43,55 @@ async fn wait_for(app: &TestApp, t: &str, n: usize) -> Vec<Value> {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     recurring_rows(app, t).await
+}
+
+/// A due rule whose transaction the ledger refuses (its account's balance would pass the
+/// limit) stays due, and the user's other rules are written without it.
+async fn a_rule_that_cannot_be_written_holds_up_no_other(backend: Backend) {
+    let Some(app) = fast_scheduler(backend).await else {
+        return;
+    };
+    let t = user(&app, "stuck-rule@example.org").await;
+    let full = account(&app, &t, "Full", "EUR", "0").await;
+    let other = account(&app, &t, "Other", "EUR", "0").await;
+    let (s, body) = send(
+        &app,
+        Method::POST,
+        "/api/v1/transactions",
+        &t,
+        Some(json!({
+            "account_id": full, "amount": "-9999999999999.00", "description": "At the limit"
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let today = chrono::Utc::now().date_naive();
+    let (s, stuck) = send(&app, Method::POST, "/api/v1/recurring", &t, Some(json!({
+        "account_id": full, "amount": "-9.99", "description": "Too much", "frequency": "monthly", "start_date": today
+    }))).await;
+    assert_eq!(s, 201, "{stuck}");
+    let (s, fine) = send(&app, Method::POST, "/api/v1/recurring", &t, Some(json!({
+        "account_id": other, "amount": "5.00", "description": "Pocket money", "frequency": "monthly", "start_date": today
+    }))).await;
+    assert_eq!(s, 201, "{fine}");
+    let rows = wait_for(&app, &t, 1).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["account_id"], other);
+    assert_eq!(rows[0]["amount"], "5.00");
+    assert_eq!(balance(&app, &t, &other).await, "5.00");
+    // A few more runs: the refused rule is still due and wrote nothing.
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(recurring_rows(&app, &t).await.len(), 1);
+    assert_eq!(balance(&app, &t, &full).await, "-9999999999999.00");
+    let (_, rules) = send(&app, Method::GET, "/api/v1/recurring", &t, None).await;
+    let stuck_now = rules["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == stuck["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(stuck_now["next_date"], stuck["next_date"], "{stuck_now}");
 }
 
 async fn recurring_rules_catch_up_once(backend: Backend) {

@@ -317,8 +317,8 @@ impl LedgerState {
         today: NaiveDate,
         existing: &[String],
     ) -> Result<Plan, ApiError> {
-        let mut inputs = Vec::new();
-        let mut updates = Vec::new();
+        // Each due rule with its new transactions and its row moved on to the next date.
+        let mut due: Vec<(RecurringRow, Vec<NewTransaction>)> = Vec::new();
         for r in self.recurring.values().filter(|r| r.active) {
             let Some(s) = schedule(r) else { continue };
             let Some(currency) = self.currency_of_account(&r.account_id) else {
@@ -338,6 +338,7 @@ impl LedgerState {
             if dates.is_empty() {
                 continue;
             }
+            let mut inputs = Vec::new();
             for d in dates {
                 let external = format!("recurring:{}:{d}", r.id);
                 if existing.contains(&external) {
@@ -375,19 +376,6 @@ impl LedgerState {
                 None => row.active = false,
             }
             row.updated_at = crate::store::now();
-            updates.push(row);
-        }
-        let mut plan = if inputs.is_empty() {
-            Plan {
-                ops: Vec::new(),
-                events: Vec::new(),
-                effects: Vec::new(),
-                reply: Reply {
-                    status: 200,
-                    body: String::new(),
-                },
-            }
-        } else {
             // Categorized like any other new transaction (rules, merchant memory, classifier)
             // when the plan names no category; its rules' tags and notes apply too.
             for input in &mut inputs {
@@ -395,7 +383,52 @@ impl LedgerState {
                     super::categorize::assign(input, &self.model.categorize(&item));
                 }
             }
-            self.plan_create_transactions(user_id, inputs)?.1
+            due.push((row, inputs));
+        }
+        let plan_inputs = |inputs: Vec<NewTransaction>| -> Result<Plan, ApiError> {
+            if inputs.is_empty() {
+                return Ok(Plan {
+                    ops: Vec::new(),
+                    events: Vec::new(),
+                    effects: Vec::new(),
+                    reply: Reply {
+                        status: 200,
+                        body: String::new(),
+                    },
+                });
+            }
+            Ok(self.plan_create_transactions(user_id, inputs)?.1)
+        };
+        let all = due.iter().flat_map(|(_, i)| i.iter().cloned()).collect();
+        let (mut plan, updates) = match plan_inputs(all) {
+            Ok(plan) => (
+                plan,
+                due.into_iter().map(|(row, _)| row).collect::<Vec<_>>(),
+            ),
+            // One rule's transactions cannot be written (say, the balance would pass the limit):
+            // that rule stays due for the next run, and the others go ahead without it.
+            Err(e) if due.len() > 1 => {
+                let (mut inputs, mut rows) = (Vec::new(), Vec::new());
+                for (row, ins) in due {
+                    match plan_inputs(ins.clone()) {
+                        Ok(_) => {
+                            inputs.extend(ins);
+                            rows.push(row);
+                        }
+                        Err(why) => tracing::warn!(
+                            user_id,
+                            rule = %row.id,
+                            error = %why,
+                            "a recurring rule cannot be written; it stays due"
+                        ),
+                    }
+                }
+                if rows.is_empty() {
+                    return Err(e);
+                }
+                (plan_inputs(inputs)?, rows)
+            }
+            Err(e) => return Err(e),
         };
         let created = plan
             .ops
