@@ -77,6 +77,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest import file accepted, in bytes.
     pub max_import_bytes: usize,
+    /// A request body that stops arriving for this long is answered 408 and its connection
+    /// closed (a client that sends half a body must not hold a connection for ever).
+    #[serde(with = "humantime_serde")]
+    pub body_idle_timeout: Duration,
     /// Rows per import commit (each with an `import.progress` event): big enough that each
     /// index page is written about once per commit, small enough for steady progress events.
     pub import_chunk_rows: usize,
@@ -162,6 +166,7 @@ impl Default for Config {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 256 * 1024 * 1024,
+            body_idle_timeout: Duration::from_secs(30),
             import_chunk_rows: 100_000,
             max_concurrent_hashes: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -337,6 +342,7 @@ pub struct Settings {
     pub refresh_token_ttl: Duration,
     pub max_body_bytes: usize,
     pub max_import_bytes: usize,
+    pub body_idle_timeout: Duration,
     pub import_chunk_rows: usize,
     pub max_concurrent_hashes: usize,
     pub trusted_proxies: Vec<IpAddr>,
@@ -426,6 +432,9 @@ impl Config {
                 "refresh_token_ttl",
                 "must be at least access_token_ttl and at most 365 days",
             ));
+        }
+        if self.body_idle_timeout < Duration::from_millis(100) {
+            return Err(invalid("body_idle_timeout", "must be at least 100ms"));
         }
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
@@ -539,6 +548,7 @@ impl Config {
             refresh_token_ttl: self.refresh_token_ttl,
             max_body_bytes: self.max_body_bytes,
             max_import_bytes: self.max_import_bytes.max(self.max_body_bytes),
+            body_idle_timeout: self.body_idle_timeout,
             import_chunk_rows: self.import_chunk_rows.max(1),
             max_concurrent_hashes: self.max_concurrent_hashes,
             trusted_proxies: self.trusted_proxies.clone(),

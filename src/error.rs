@@ -41,6 +41,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("the request body stopped arriving")]
+    BodyTimeout,
     #[error("payload too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type: {0}")]
@@ -71,6 +73,7 @@ impl ApiError {
             ApiError::NotFound => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::BodyTimeout => "request-timeout",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::TooManyRequests { .. } => "rate-limited",
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::NotFound => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
+            ApiError::BodyTimeout => "Request timeout",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::TooManyRequests { .. } => "Too many requests",
@@ -106,6 +110,9 @@ impl ApiError {
             ApiError::Unauthorized(m) | ApiError::Forbidden(m) => (*m).to_string(),
             ApiError::NotFound => "The resource does not exist.".into(),
             ApiError::MethodNotAllowed => "This method is not allowed on this resource.".into(),
+            ApiError::BodyTimeout => {
+                "The request body stopped arriving before it was complete.".into()
+            }
             ApiError::PayloadTooLarge { limit } => {
                 format!("The request body is larger than the limit of {limit} bytes.")
             }
@@ -145,6 +152,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -36,6 +36,30 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// The next chunk of a request body; a 408 when nothing arrives for the configured
+/// `body_idle_timeout` (a client that stops half way must not hold its connection for ever),
+/// a 400 when the body cannot be read.
+pub async fn next_body_chunk(
+    payload: &mut Payload,
+    idle: std::time::Duration,
+) -> Result<Option<web::Bytes>, ApiError> {
+    match actix_web::rt::time::timeout(idle, payload.next()).await {
+        Err(_) => Err(ApiError::BodyTimeout),
+        Ok(None) => Ok(None),
+        Ok(Some(chunk)) => chunk
+            .map(Some)
+            .map_err(|e| ApiError::BadRequest(format!("The request body could not be read: {e}"))),
+    }
+}
+
+/// The configured `body_idle_timeout`.
+pub fn body_idle_timeout(req: &HttpRequest) -> std::time::Duration {
+    req.app_data::<web::Data<AppState>>()
+        .map_or(std::time::Duration::from_secs(30), |s| {
+            s.settings.body_idle_timeout
+        })
+}
+
 /// Read a JSON request body: content type checked (415), size limited (413).
 pub fn body_bytes(
     req: &HttpRequest,
@@ -51,6 +75,7 @@ pub fn body_bytes(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let idle = body_idle_timeout(req);
     let mut payload = payload.take();
     Box::pin(async move {
         if !json {
@@ -62,10 +87,7 @@ pub fn body_bytes(
             return Err(ApiError::PayloadTooLarge { limit });
         }
         let mut body = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::BadRequest(format!("The request body could not be read: {e}"))
-            })?;
+        while let Some(chunk) = next_body_chunk(&mut payload, idle).await? {
             if body.len() + chunk.len() > limit {
                 return Err(ApiError::PayloadTooLarge { limit });
             }

@@ -9,6 +9,7 @@ on_both_backends!(
     bad_bodies_get_problem_answers,
     health_and_readiness,
     head_is_get_without_the_body,
+    a_body_that_stops_arriving_gets_408,
 );
 
 async fn raw(app: &TestApp, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
@@ -226,4 +227,57 @@ async fn head_is_get_without_the_body(backend: Backend) {
         app.send(Method::HEAD, "/healthz", None, None).await.status,
         200
     );
+}
+
+/// A client that announces a body and sends only part of it gets a 408 problem once nothing
+/// has arrived for `body_idle_timeout`, and its connection is closed: it cannot hold one for
+/// ever. (A JSON body and an import upload read their bodies in different places.)
+async fn a_body_that_stops_arriving_gets_408(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = spawn_with(backend, |c| {
+        c.body_idle_timeout = std::time::Duration::from_millis(300)
+    })
+    .await
+    else {
+        return;
+    };
+    let access = token(
+        &app.register("slow@example.org", PASSWORD).await,
+        "access_token",
+    );
+    let host = app.base.trim_start_matches("http://").to_string();
+    for (path, content_type) in [
+        ("/api/v1/accounts", "application/json"),
+        (
+            "/api/v1/imports?format=qif&account_id=00000000-0000-0000-0000-000000000000",
+            "application/qif",
+        ),
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {access}\r\nContent-Type: {content_type}\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        // Everything the server sends until it closes the connection.
+        actix_web::rt::time::timeout(
+            std::time::Duration::from_secs(20),
+            socket.read_to_end(&mut answer),
+        )
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(
+            answer.contains("application/problem+json"),
+            "{path}: {answer}"
+        );
+        assert!(answer.contains("\"status\":408"), "{path}: {answer}");
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(250),
+            "{path}: answered before the body stopped arriving"
+        );
+    }
 }
