@@ -37,6 +37,8 @@ pub struct AppState {
     pub ledgers: LedgerIndex,
     pub users: UserIndex,
     pub tickets: Tickets,
+    /// Accounts an import is being written into right now (one at a time per account).
+    pub imports: crate::http::imports::ImportsRunning,
     pub settings: Arc<Settings>,
     pub started_at: Instant,
 }
@@ -213,6 +215,7 @@ impl Application {
             ledgers,
             users,
             tickets: Tickets::default(),
+            imports: Default::default(),
             settings: settings.clone(),
             started_at: Instant::now(),
         });

@@ -15,7 +15,6 @@ use actix_web::http::header::{
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, Utc};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -107,11 +106,10 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
+    let idle = super::json::body_idle_timeout(req);
     let mut payload = payload;
     let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("The upload could not be read: {e}")))?;
+    while let Some(chunk) = super::json::next_body_chunk(&mut payload, idle).await? {
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
@@ -176,6 +174,35 @@ fn category_index(categories: &[CategoryView]) -> HashMap<String, Uuid> {
     index
 }
 
+/// The accounts an import is being written into. A second import into the same account while
+/// one runs would check its rows against what the account held before the first one's rows
+/// arrived (and find their external ids taken only when writing): it is refused with a 409
+/// instead, and run again afterwards skips what the first one wrote.
+#[derive(Default)]
+pub struct ImportsRunning(std::sync::Mutex<HashSet<Uuid>>);
+
+impl ImportsRunning {
+    /// Mark `account` as being imported into, until the returned guard is dropped.
+    fn start(&self, account: Uuid) -> Result<ImportGuard<'_>, ApiError> {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !running.insert(account) {
+            return Err(ApiError::Conflict(
+                "An import into this account is running. Send this file again when it has finished: rows it already wrote are then skipped.".into(),
+            ));
+        }
+        Ok(ImportGuard(self, account))
+    }
+}
+
+struct ImportGuard<'a>(&'a ImportsRunning, Uuid);
+
+impl Drop for ImportGuard<'_> {
+    fn drop(&mut self) {
+        let mut running = (self.0).0.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(&self.1);
+    }
+}
+
 async fn import(
     state: web::Data<AppState>,
     AuthUser(who): AuthUser,
@@ -223,6 +250,11 @@ async fn import(
         .find(|(id, _)| *id == account_id.to_string())
         .map(|(_, c)| *c)
         .ok_or_else(|| ApiError::validation("account_id", "no such account"))?;
+    // Previews write nothing and may run beside anything.
+    let _running = match query.preview {
+        true => None,
+        false => Some(state.imports.start(account_id)?),
+    };
     let mapping: Option<CsvMapping> = match (&format[..], &query.mapping) {
         ("csv", Some(raw)) => Some(super::json::parse(raw.as_bytes()).map_err(|e| {
             match e {
@@ -414,6 +446,17 @@ async fn import(
                 ApiError::Conflict(_) | ApiError::Unavailable(_) => ApiError::Unavailable(format!(
                     "The import stopped after {created} of {total} new rows ({e}). Run it again: rows already imported are skipped."
                 )),
+                // A chunk the ledger refused (the balance would pass the limit, the account was
+                // archived meanwhile): say that the chunks before it stay written.
+                ApiError::Validation(mut errors) if created > 0 => {
+                    if let Some(first) = errors.first_mut() {
+                        first.message = format!(
+                            "{} (the import stopped after {created} of {total} new rows; those stay written and are skipped when the file is sent again)",
+                            first.message
+                        );
+                    }
+                    ApiError::Validation(errors)
+                }
                 other => other,
             });
         }

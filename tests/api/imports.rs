@@ -16,6 +16,7 @@ on_both_backends!(
     csv_import_previews_dedups_and_reports,
     a_long_import_keeps_every_row_and_field,
     an_import_in_several_chunks_commits_them_in_order,
+    a_second_import_into_one_account_waits_its_turn,
     ofx_and_qif_imports,
     bad_imports_are_clear_4xx,
     ledger_export_balances_match_hledger,
@@ -361,6 +362,111 @@ async fn event_log(app: &TestApp, email: &str) -> Vec<Value> {
         })
         .await
         .unwrap()
+}
+
+/// Two imports of one file into one account at once: while the first is being written, the
+/// second is refused with a 409 that says why (it would otherwise check its rows against the
+/// account as it was before the first, and fail on their external ids when writing); sent
+/// again afterwards, it skips every row the first wrote.
+async fn a_second_import_into_one_account_waits_its_turn(backend: Backend) {
+    let Some(app) = spawn_with(backend, |c| c.import_chunk_rows = 200).await else {
+        return;
+    };
+    let email = "turns@example.org";
+    let t = user(&app, email).await;
+    let a = account(&app, &t, "Giro", "EUR", "0").await;
+    const ROWS: usize = 6_000;
+    let mut csv = String::from("Date,Amount,Description,Ref\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!(
+            "2026-{:02}-{:02},-1.00,Row {i},R{i}\n",
+            1 + i % 12,
+            1 + i % 28
+        ));
+    }
+    let mapping = json!({
+        "date": "Date", "amount": "Amount", "description": "Description", "external_id": "Ref"
+    })
+    .to_string();
+    let q = format!("format=csv&account_id={a}&mapping={}", enc(&mapping));
+    let uid = app.login(email, crate::helpers::PASSWORD).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Progress events in the user's log (each written chunk adds one).
+    let progress = || {
+        let uid = uid.clone();
+        app.state.db.run(move |conn| {
+            Ok(
+                ledgerline::store::ledger::events_after(conn, &uid, 0, 100_000)?
+                    .iter()
+                    .filter(|e| e.kind == "import.progress")
+                    .count(),
+            )
+        })
+    };
+    // Until an import under way has written a chunk (then it has many more to go).
+    let written_a_chunk = |before: usize| {
+        let progress = &progress;
+        async move {
+            let waited = std::time::Instant::now();
+            while progress().await.unwrap() == before {
+                assert!(
+                    waited.elapsed().as_secs() < 60,
+                    "the import never progressed"
+                );
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+    };
+    let first = upload(&app, &t, &q, csv.clone().into_bytes(), "text/csv");
+    let second = async {
+        written_a_chunk(0).await;
+        upload(&app, &t, &q, csv.clone().into_bytes(), "text/csv").await
+    };
+    let ((s1, r1), (s2, r2)) = futures_util::future::join(first, second).await;
+    assert_eq!(s1, 200, "{r1}");
+    assert_eq!(r1["created"], ROWS as u64, "{r1}");
+    assert_eq!(s2, 409, "{r2}");
+    assert_eq!(r2["status"], 409, "problem+json: {r2}");
+    assert!(r2["detail"].as_str().unwrap().contains("running"), "{r2}");
+    // Its turn now: everything is already there.
+    let (s, again) = upload(&app, &t, &q, csv.clone().into_bytes(), "text/csv").await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(
+        (
+            again["created"].as_u64(),
+            again["skipped_duplicates"].as_u64()
+        ),
+        (Some(0), Some(ROWS as u64))
+    );
+    assert_eq!(balance(&app, &t, &a).await, "-6000.00");
+
+    // An import the ledger refuses part way (the account archived meanwhile) says that the
+    // chunks before stay written.
+    let b = account(&app, &t, "Old", "EUR", "0").await;
+    let q = format!("format=csv&account_id={b}&mapping={}", enc(&mapping));
+    let before = progress().await.unwrap();
+    let import = upload(&app, &t, &q, csv.into_bytes(), "text/csv");
+    let archive = async {
+        written_a_chunk(before).await;
+        send(
+            &app,
+            Method::PATCH,
+            &format!("/api/v1/accounts/{b}"),
+            &t,
+            Some(json!({ "archived": true })),
+        )
+        .await
+    };
+    let ((s, r), (archived, _)) = futures_util::future::join(import, archive).await;
+    assert_eq!(archived, 200);
+    assert_eq!(s, 422, "{r}");
+    let message = r["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("archived"), "{r}");
+    assert!(message.contains("the import stopped after"), "{r}");
+    assert!(message.contains("of 6000 new rows"), "{r}");
+    assert_ne!(balance(&app, &t, &b).await, "0.00", "the first chunks stay");
 }
 
 /// An import of several commits (the Ledger prepares each chunk while the one before commits):
